@@ -1,0 +1,1 @@
+"""Hypothesis strategies for the suite (ordinary inputs here; extremes in ``.extreme``)."""
