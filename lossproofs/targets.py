@@ -57,6 +57,10 @@ class Target:
     def missing_reason(self, name: str) -> str:
         return self.notes.get(name, f"target {self.name!r} does not provide {name}")
 
+    def unsupported(self, check: str) -> str | None:
+        """Why ``check`` (e.g. ``"error:target out of bounds"``) cannot run here, or None."""
+        return self.notes.get(check)
+
 
 def torch_functional() -> Target:
     """torch.nn.functional on the CPU: the default implementation under test."""
@@ -65,14 +69,130 @@ def torch_functional() -> Target:
     return Target("torch", fns, description="torch.nn.functional on CPU")
 
 
-BUILTIN_TARGETS: dict[str, Callable[[], Target]] = {"torch": torch_functional}
+def torch_modules() -> Target:
+    """The ``torch.nn`` module API (``nn.CrossEntropyLoss(...)(input, target)`` and so on),
+    wrapped in functional signatures. ``logsumexp`` has no module and is reported missing."""
+    nn = torch.nn
+
+    def softmax(input, dim, dtype=None):
+        return nn.Softmax(dim)(input if dtype is None else input.to(dtype))
+
+    def log_softmax(input, dim, dtype=None):
+        return nn.LogSoftmax(dim)(input if dtype is None else input.to(dtype))
+
+    def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+        return nn.NLLLoss(weight=weight, ignore_index=ignore_index, reduction=reduction)(
+            input, target)
+
+    def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
+                      label_smoothing=0.0):
+        return nn.CrossEntropyLoss(weight=weight, ignore_index=ignore_index, reduction=reduction,
+                                   label_smoothing=label_smoothing)(input, target)
+
+    def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+        return nn.BCELoss(weight=weight, reduction=reduction)(input, target)
+
+    def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
+                                         pos_weight=None):
+        return nn.BCEWithLogitsLoss(weight=weight, reduction=reduction, pos_weight=pos_weight)(
+            input, target)
+
+    fns = {"softmax": softmax, "log_softmax": log_softmax, "nll_loss": nll_loss,
+           "cross_entropy": cross_entropy, "binary_cross_entropy": binary_cross_entropy,
+           "binary_cross_entropy_with_logits": binary_cross_entropy_with_logits}
+    return Target("nn", fns, description="torch.nn modules (nn.CrossEntropyLoss, ...) on CPU",
+                  notes={"logsumexp": "torch.nn has no LogSumExp module"})
+
+
+def torch_compiled() -> Target:
+    """``torch.compile`` of each functional (inductor, dynamic shapes), on the CPU."""
+    import torch._dynamo
+
+    # Hypothesis draws many shapes and parameter combinations; without a larger cache the
+    # compiler falls back to eager after a few recompilations and the target stops being tested.
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 512)
+    base = torch_functional()
+    fns = {name: torch.compile(fn, dynamic=True) for name, fn in base.functions.items()}
+    return Target("compile", fns, description="torch.compile(torch.nn.functional.*) on CPU",
+                  version=f"torch {torch.__version__} (inductor)")
+
+
+# Checks that cannot run on CUDA: an out-of-range class index there is a device-side assert,
+# which leaves the CUDA context unusable for the rest of the process instead of raising.
+CUDA_UNSUPPORTED = {
+    "error:target out of bounds":
+        "on CUDA an out-of-range target is a device-side assert that poisons the CUDA "
+        "context, not a catchable IndexError",
+    "error:BCE input outside [0, 1]":
+        "on CUDA BCE's range check is a device-side assert, not a catchable RuntimeError",
+    "error:BCE target outside [0, 1]":
+        "on CUDA BCE's range check is a device-side assert, not a catchable RuntimeError",
+}
+
+
+def _on_device(fn: Callable[..., Any], device: str) -> Callable[..., Any]:
+    def moved(*args, **kwargs):
+        # .to() is differentiable, so gradients flow back to the caller's CPU leaves.
+        args = [a.to(device) if isinstance(a, torch.Tensor) else a for a in args]
+        kwargs = {k: v.to(device) if isinstance(v, torch.Tensor) else v
+                  for k, v in kwargs.items()}
+        return fn(*args, **kwargs).to("cpu")
+
+    moved.__name__ = getattr(fn, "__name__", "moved")
+    return moved
+
+
+def torch_cuda() -> Target:
+    """torch.nn.functional on the first CUDA device; tensors move there and back."""
+    if not torch.cuda.is_available():
+        raise RuntimeError("target 'cuda' needs a CUDA device, and torch sees none")
+    base = torch_functional()
+    fns = {name: _on_device(fn, "cuda") for name, fn in base.functions.items()}
+    return Target("cuda", fns, device="cuda",
+                  description=f"torch.nn.functional on {torch.cuda.get_device_name(0)}",
+                  version=f"torch {torch.__version__}, CUDA {torch.version.cuda}",
+                  notes=dict(CUDA_UNSUPPORTED))
+
+
+def user_module(path: str) -> Target:
+    """A user's module ``package.module`` whose functions follow ``torch.nn.functional``'s
+    names and signatures (tensors in, tensors out, autograd for the gradient tests). Any subset
+    of :data:`FUNCTIONS` may be present; the others are reported missing."""
+    import importlib
+
+    module = importlib.import_module(path)
+    fns = {name: getattr(module, name) for name in FUNCTIONS
+           if callable(getattr(module, name, None))}
+    notes = {name: f"module {path!r} does not define {name}()" for name in FUNCTIONS
+             if name not in fns}
+    version = getattr(module, "__version__", "unversioned")
+    device = getattr(module, "DEVICE", "cpu")
+    notes.update(getattr(module, "UNSUPPORTED_CHECKS", {}))
+    return Target(f"module:{path}", fns, device=device, version=f"{path} {version}",
+                  description=(module.__doc__ or path).strip().splitlines()[0], notes=notes)
+
+
+BUILTIN_TARGETS: dict[str, Callable[[], Target]] = {
+    "torch": torch_functional,
+    "nn": torch_modules,
+    "compile": torch_compiled,
+    "cuda": torch_cuda,
+}
 
 
 def get_target(spec: str | None = None) -> Target:
-    """Resolve a target name (``None`` or ``"torch"``: the default)."""
+    """Resolve a target: a built-in name (default ``torch``), ``module:package.module``, or a
+    bare dotted module path."""
     spec = spec or "torch"
     if spec in BUILTIN_TARGETS:
         return BUILTIN_TARGETS[spec]()
-    raise ValueError(
-        f"unknown target {spec!r}: expected one of {sorted(BUILTIN_TARGETS)}"
-    )
+    path = spec.removeprefix("module:")
+    if spec.startswith("module:") or "." in path or path.isidentifier():
+        try:
+            return user_module(path)
+        except ModuleNotFoundError as e:
+            raise ValueError(
+                f"unknown target {spec!r}: not one of {sorted(BUILTIN_TARGETS)} and not an "
+                f"importable module ({e})") from e
+    raise ValueError(f"unknown target {spec!r}: expected one of {sorted(BUILTIN_TARGETS)} "
+                     "or module:package.module")
