@@ -125,7 +125,8 @@ def _to_rows(x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
     if x.ndim == 1:
         return x.reshape(1, -1), ()
     loss_shape = (x.shape[0], *x.shape[2:])
-    return np.moveaxis(x, 1, -1).reshape(-1, x.shape[1]), loss_shape
+    n_rows = int(np.prod(loss_shape))  # explicit: reshape(-1, 0) is ambiguous when C = 0
+    return np.moveaxis(x, 1, -1).reshape(n_rows, x.shape[1]), loss_shape
 
 
 def _from_rows(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -298,12 +299,14 @@ def _bfloat16_round(x: np.ndarray) -> np.ndarray:
 def _cast_for_softmax(input, dim, dtype, kernel: str) -> tuple[np.ndarray, int]:
     x = v.as_array(input, "input")
     if dtype is not None:
-        name = str(dtype).removeprefix("torch.")
-        if name == "bfloat16":
+        # A torch dtype prints as "torch.float32"; anything else goes through np.dtype.
+        name = str(dtype)
+        is_torch_dtype = name.startswith("torch.")
+        if name in ("torch.bfloat16", "bfloat16"):
             x = _bfloat16_round(x.astype(np.float64))
         else:
             try:
-                target_dtype = np.dtype(name)
+                target_dtype = np.dtype(name.removeprefix("torch.") if is_torch_dtype else dtype)
             except TypeError:
                 raise TypeError(f"dtype must name a floating dtype, got dtype={dtype!r}") from None
             if not np.issubdtype(target_dtype, np.floating):
