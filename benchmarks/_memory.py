@@ -1,0 +1,91 @@
+"""Peak memory of one call, above what was allocated before it, by an honest method per device.
+
+- CUDA: ``torch.cuda.reset_peak_memory_stats`` then ``max_memory_allocated() − allocated before``
+  (the caching allocator's own count of live tensor bytes; cached-but-free blocks excluded).
+- CPU, torch variants: the torch profiler's allocation events (``profile_memory=True``), replayed
+  in time order; the peak of the running sum of allocations minus frees is the most torch's CPU
+  allocator held at once during the call. It counts tensor storage only (not Python objects,
+  not the allocator's or the OS's slack), which is what "memory per variant" means here.
+- CPU, NumPy reference: ``tracemalloc``'s peak (NumPy reports its data buffers to tracemalloc).
+
+Each method returns ``(peak_bytes or None, method string)``; None means not measured, with why.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+
+def _cuda_peak(fn: Callable[[], Any], device: str) -> tuple[int | None, str]:
+    torch.cuda.synchronize(device)
+    before = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    out = fn()
+    torch.cuda.synchronize(device)
+    peak = torch.cuda.max_memory_allocated(device) - before
+    del out
+    return int(peak), "torch.cuda.max_memory_allocated after reset_peak_memory_stats, minus " \
+                      "memory_allocated before the call"
+
+
+def _profiler_allocations(prof: Any) -> list[tuple[int, int]]:
+    """(time ns, signed bytes) of every CPU allocation/free event the profiler recorded."""
+    from torch._C._profiler import _EventType
+
+    events: list[tuple[int, int]] = []
+    stack = list(prof.profiler.kineto_results.experimental_event_tree())
+    while stack:
+        event = stack.pop()
+        stack.extend(event.children)
+        if event.typed[0] == _EventType.Allocation:
+            fields = event.typed[1]
+            if fields.device.type == "cpu":
+                events.append((event.start_time_ns, int(fields.alloc_size)))
+    events.sort()
+    return events
+
+
+def _cpu_torch_peak(fn: Callable[[], Any]) -> tuple[int | None, str]:
+    from torch.profiler import ProfilerActivity, profile
+
+    try:
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            out = fn()
+            del out
+        events = _profiler_allocations(prof)
+    except Exception as exc:  # private profiler API: degrade to "not measured", never guess
+        return None, f"not measured: torch profiler allocation events unavailable ({exc})"
+    live = peak = 0
+    for _, delta in events:
+        live += delta  # allocations are positive, frees negative
+        peak = max(peak, live)
+    return peak, "torch.profiler profile_memory allocation events: peak of live CPU bytes " \
+                 "allocated during the call"
+
+
+def _tracemalloc_peak(fn: Callable[[], Any]) -> tuple[int | None, str]:
+    already = tracemalloc.is_tracing()
+    if not already:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    before, _ = tracemalloc.get_traced_memory()
+    out = fn()
+    _, peak = tracemalloc.get_traced_memory()
+    del out
+    if not already:
+        tracemalloc.stop()
+    return int(peak - before), "tracemalloc peak (NumPy buffers) minus traced memory before"
+
+
+def peak_bytes(fn: Callable[[], Any], device: str, numpy_variant: bool = False,
+               ) -> tuple[int | None, str]:
+    """Peak extra bytes held during one call of ``fn`` on ``device``, and how it was measured."""
+    if device.startswith("cuda"):
+        return _cuda_peak(fn, device)
+    if numpy_variant:
+        return _tracemalloc_peak(fn)
+    return _cpu_torch_peak(fn)

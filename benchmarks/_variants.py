@@ -1,0 +1,291 @@
+"""The implementations of cross-entropy that the benchmark compares, and the inputs they share.
+
+Every variant computes the same scalar, ``mean_i ℓ_i`` with ``ℓ_i = −log softmax(x_i)[t_i]``
+(or its probability-target / ignore_index / label-smoothing form, see
+``/work/shared/TORCH_SEMANTICS.md``), for logits ``x`` of shape ``(N, C)``:
+
+- fused: ``F.cross_entropy`` and ``nn.CrossEntropyLoss`` (one ATen op: log_softmax + nll);
+- composed: ``F.nll_loss(F.log_softmax(x, 1))`` and ``nn.NLLLoss()(nn.LogSoftmax(dim=1)(x))``;
+- naive: ``nll_loss(log(softmax(x)))`` (materialises the probabilities, loses accuracy when a
+  probability underflows);
+- compiled: ``torch.compile(F.cross_entropy)``;
+- reference: ``lossproofs.reference.cross_entropy`` on NumPy arrays (CPU, forward only).
+
+A variant is a zero-argument callable for one pass: ``forward`` returns the loss,
+``forward+backward`` returns ``∂loss/∂x`` through ``torch.autograd.grad`` (so no ``.grad``
+accumulation kernel is timed). The logits always require grad, so ``forward`` is the
+training-mode forward (it saves what backward needs).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+FORWARD = "forward"
+FORWARD_BACKWARD = "forward+backward"
+PASSES = (FORWARD, FORWARD_BACKWARD)
+
+TARGET_KINDS = ("index", "probability", "ignore_index", "label_smoothing")
+IGNORE_INDEX = -100
+IGNORED_FRACTION = 0.1
+LABEL_SMOOTHING = 0.1
+
+FUSED_F = "F.cross_entropy"
+FUSED_NN = "nn.CrossEntropyLoss"
+COMPOSED_F = "F.nll_loss(F.log_softmax)"
+COMPOSED_NN = "nn.NLLLoss(nn.LogSoftmax)"
+NAIVE = "nll_loss(log(softmax))"
+COMPILED = "torch.compile(F.cross_entropy)"
+REFERENCE = "reference (NumPy)"
+
+VARIANTS: dict[str, str] = {  # name -> kind
+    FUSED_F: "fused", FUSED_NN: "fused", COMPOSED_F: "composed", COMPOSED_NN: "composed",
+    NAIVE: "naive", COMPILED: "compiled", REFERENCE: "reference",
+}
+
+# Paired ratios reported with a confidence interval: (numerator, denominator).
+RATIO_PAIRS: tuple[tuple[str, str], ...] = (
+    (FUSED_F, COMPOSED_F), (FUSED_NN, COMPOSED_NN), (COMPILED, FUSED_F), (NAIVE, FUSED_F),
+    (REFERENCE, FUSED_F),
+)
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16,
+          "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark point: a ``(N, C)`` logits shape, dtype, target kind and device."""
+
+    device: str
+    dtype: str
+    N: int
+    C: int
+    targets: str = "index"
+    group: str = "named"  # "named" shapes, the C "sweep" at fixed N, or an "extra" case
+    with_compile: bool = True
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+        if self.targets not in TARGET_KINDS:
+            raise ValueError(f"targets must be one of {TARGET_KINDS}, got {self.targets!r}")
+        if self.N < 1 or self.C < 1:
+            raise ValueError(f"N and C must be positive, got N={self.N}, C={self.C}")
+
+    @property
+    def itemsize(self) -> int:
+        return torch.empty((), dtype=DTYPES[self.dtype]).element_size()
+
+    @property
+    def logits_bytes(self) -> int:
+        return self.N * self.C * self.itemsize
+
+    def target_bytes(self) -> int:
+        """Bytes of the target tensor: int64 indices, or an ``(N, C)`` probability tensor."""
+        return self.logits_bytes if self.targets == "probability" else self.N * 8
+
+    def min_bytes(self, pass_: str) -> int:
+        """The least a pass must move: forward reads the N·C logits (and the targets) once;
+        forward+backward also writes the N·C gradient."""
+        moved = self.logits_bytes + self.target_bytes()
+        return moved + (self.logits_bytes if pass_ == FORWARD_BACKWARD else 0)
+
+    def label(self) -> str:
+        return f"{self.N}×{self.C}"
+
+
+def make_inputs(case: Case, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Standard-normal logits ``(N, C)`` requiring grad, and the case's targets.
+
+    index / label_smoothing: uniform class indices; ignore_index: the same with about 10 % set
+    to ``IGNORE_INDEX`` (at least one kept, so the mean is finite); probability: rows of
+    ``softmax`` of standard-normal noise, in the logits' dtype.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    dtype, device = DTYPES[case.dtype], torch.device(case.device)
+    x = torch.randn(case.N, case.C, generator=gen).to(device=device, dtype=dtype)
+    x.requires_grad_(True)
+    if case.targets == "probability":
+        t = torch.softmax(torch.randn(case.N, case.C, generator=gen), dim=1)
+        return x, t.to(device=device, dtype=dtype)
+    t = torch.randint(0, case.C, (case.N,), generator=gen)
+    if case.targets == "ignore_index":
+        drop = torch.rand(case.N, generator=gen) < IGNORED_FRACTION
+        drop[0] = False
+        t[drop] = IGNORE_INDEX
+    return x, t.to(device)
+
+
+def _loss_functions(case: Case) -> dict[str, Callable[[torch.Tensor, torch.Tensor], Any]]:
+    """The torch-side variants as ``loss(x, t)`` for the case's target kind."""
+    eps, C = LABEL_SMOOTHING, case.C
+    if case.targets == "probability":
+        nn_log_softmax = nn.LogSoftmax(dim=1)
+        fused_nn = nn.CrossEntropyLoss()
+        return {
+            FUSED_F: lambda x, t: F.cross_entropy(x, t),
+            FUSED_NN: lambda x, t: fused_nn(x, t),
+            # ℓ_i = −Σ_c t_ic · log_softmax(x_i)_c, mean over the N rows.
+            COMPOSED_F: lambda x, t: -(t * F.log_softmax(x, dim=1)).sum(1).mean(),
+            COMPOSED_NN: lambda x, t: -(t * nn_log_softmax(x)).sum(1).mean(),
+            NAIVE: lambda x, t: -(t * torch.log(F.softmax(x, dim=1))).sum(1).mean(),
+        }
+    if case.targets == "label_smoothing":
+        nn_log_softmax, nn_nll = nn.LogSoftmax(dim=1), nn.NLLLoss()
+        fused_nn = nn.CrossEntropyLoss(label_smoothing=eps)
+
+        def smoothed(lp: torch.Tensor, t: torch.Tensor, nll: Callable[..., Any]) -> Any:
+            # (1−ε)·nll + (ε/C)·mean_i(−Σ_c lp_ic): no weights and no ignored targets here.
+            return (1 - eps) * nll(lp, t) - (eps / C) * lp.sum(1).mean()
+
+        return {
+            FUSED_F: lambda x, t: F.cross_entropy(x, t, label_smoothing=eps),
+            FUSED_NN: lambda x, t: fused_nn(x, t),
+            COMPOSED_F: lambda x, t: smoothed(F.log_softmax(x, dim=1), t, F.nll_loss),
+            COMPOSED_NN: lambda x, t: smoothed(nn_log_softmax(x), t, nn_nll),
+            NAIVE: lambda x, t: smoothed(torch.log(F.softmax(x, dim=1)), t, F.nll_loss),
+        }
+    ignore = IGNORE_INDEX  # index and ignore_index cases: torch's default ignore_index is -100
+    nn_log_softmax, nn_nll = nn.LogSoftmax(dim=1), nn.NLLLoss(ignore_index=ignore)
+    fused_nn = nn.CrossEntropyLoss(ignore_index=ignore)
+    return {
+        FUSED_F: lambda x, t: F.cross_entropy(x, t, ignore_index=ignore),
+        FUSED_NN: lambda x, t: fused_nn(x, t),
+        COMPOSED_F: lambda x, t: F.nll_loss(F.log_softmax(x, dim=1), t, ignore_index=ignore),
+        COMPOSED_NN: lambda x, t: nn_nll(nn_log_softmax(x), t),
+        NAIVE: lambda x, t: F.nll_loss(torch.log(F.softmax(x, dim=1)), t, ignore_index=ignore),
+    }
+
+
+def _fused_kwargs(case: Case) -> dict[str, Any]:
+    if case.targets == "label_smoothing":
+        return {"label_smoothing": LABEL_SMOOTHING}
+    if case.targets == "probability":
+        return {}
+    return {"ignore_index": IGNORE_INDEX}
+
+
+@dataclass
+class Prepared:
+    """Callables per variant for one case and pass, and the variants that cannot run."""
+
+    calls: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # name -> reason
+    compile_s: float | None = None
+
+
+def _reference_loss(case: Case) -> tuple[Callable[..., Any] | None, str | None]:
+    """``lossproofs.reference.cross_entropy`` or the reason it cannot be used here."""
+    if not case.device.startswith("cpu"):
+        return None, "the NumPy reference runs on CPU only"
+    if case.dtype == "bfloat16":
+        return None, "NumPy has no bfloat16"
+    try:
+        from lossproofs.reference import cross_entropy
+    except ImportError as exc:
+        return None, f"lossproofs.reference.cross_entropy is not importable ({exc})"
+    return cross_entropy, None
+
+
+def build_compiled(case: Case, enabled: bool = True, backend: str = "inductor",
+                   ) -> tuple[Callable[..., Any] | None, str | None]:
+    """``torch.compile(F.cross_entropy)`` for one case, or the reason there is none.
+
+    Dynamo's cache is reset per case and shapes are static, so every case gets kernels
+    specialised to its own ``(N, C)`` and no case hits the recompile limit. Compilation itself
+    happens lazily on the first call (see :func:`prepare`).
+    """
+    if not enabled:
+        return None, "torch.compile disabled (--no-compile)"
+    if not case.with_compile:
+        return None, "torch.compile not run for this case (grid budget)"
+    try:
+        import torch._dynamo
+
+        torch._dynamo.reset()
+        return torch.compile(F.cross_entropy, dynamic=False, backend=backend), None
+    except Exception as exc:  # the compiler stack missing or broken on this machine
+        return None, f"torch.compile unavailable: {type(exc).__name__}: {exc}"
+
+
+def prepare(case: Case, pass_: str, x: torch.Tensor, t: torch.Tensor, *,
+            compiled: Callable[..., Any] | None = None, compiled_reason: str | None = None,
+            only: tuple[str, ...] | None = None) -> Prepared:
+    """The zero-argument callables of every variant for ``case`` and ``pass_``.
+
+    ``compiled`` comes from :func:`build_compiled` (``compiled_reason`` says why it is None).
+    Its first call here compiles (forward graph, or the backward too for forward+backward), so
+    that timing later excludes compile time; those seconds are returned in ``compile_s``.
+    ``only`` restricts the variants by name.
+    """
+    if pass_ not in PASSES:
+        raise ValueError(f"pass must be one of {PASSES}, got {pass_!r}")
+    prepared = Prepared()
+    losses: dict[str, Callable[..., Any]] = dict(_loss_functions(case))
+    if compiled is not None:
+        losses[COMPILED] = compiled
+    else:
+        prepared.skipped[COMPILED] = compiled_reason or "torch.compile not requested"
+
+    fused_kwargs = _fused_kwargs(case)
+    for name, loss in losses.items():
+        if only is not None and name not in only:
+            continue
+        kwargs = fused_kwargs if name == COMPILED else {}
+        if pass_ == FORWARD:
+            prepared.calls[name] = (lambda loss=loss, kwargs=kwargs: loss(x, t, **kwargs))
+        else:
+            prepared.calls[name] = (
+                lambda loss=loss, kwargs=kwargs: torch.autograd.grad(loss(x, t, **kwargs), x)[0])
+
+    if COMPILED in prepared.calls:
+        start = time.perf_counter()
+        try:
+            prepared.calls[COMPILED]()
+            if x.is_cuda:
+                torch.cuda.synchronize()
+            prepared.compile_s = time.perf_counter() - start
+        except Exception as exc:  # inductor needs a C++ compiler on CPU, triton on GPU
+            if "out of memory" in str(exc):
+                raise
+            del prepared.calls[COMPILED]
+            prepared.skipped[COMPILED] = (
+                f"torch.compile failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+
+    if only is None or REFERENCE in only:
+        reference, reason = _reference_loss(case)
+        if reference is None:
+            prepared.skipped[REFERENCE] = reason or "unavailable"
+        elif pass_ == FORWARD_BACKWARD:
+            prepared.skipped[REFERENCE] = "the NumPy reference is forward-only"
+        else:
+            xn = x.detach().cpu().numpy()
+            tn = t.detach().cpu().numpy()
+            ref_kwargs = _fused_kwargs(case)
+            prepared.calls[REFERENCE] = lambda: reference(xn, tn, **ref_kwargs)
+    return prepared
+
+
+def as_tensor(value: Any) -> torch.Tensor:
+    """A variant's output as a float64 CPU tensor, for the agreement check."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to(device="cpu", dtype=torch.float64)
+    return torch.as_tensor(value, dtype=torch.float64)
+
+
+def agreement_tolerance(dtype: str) -> float:
+    """Relative bound ``max|a − b| ≤ tol · max(|b|, 1e-30)`` for a variant vs ``F.cross_entropy``.
+
+    Not an accuracy claim (the test suite makes those): only a guard that the variants being
+    timed compute the same thing. float32 composed/naive forms differ from the fused op by a
+    few ulp of the summed loss; half-precision intermediates by a few of their ulp.
+    """
+    return {"float64": 1e-10, "float32": 1e-4}.get(dtype, 5e-2)
