@@ -9,7 +9,8 @@ Every variant computes the same scalar, ``mean_i ℓ_i`` with ``ℓ_i = −log s
 - naive: ``nll_loss(log(softmax(x)))`` (materialises the probabilities, loses accuracy when a
   probability underflows);
 - compiled: ``torch.compile(F.cross_entropy)``;
-- reference: ``lossproofs.reference.cross_entropy`` on NumPy arrays (CPU, forward only).
+- reference: ``lossproofs.reference.cross_entropy`` (and ``cross_entropy_backward``) on NumPy
+  arrays, float64 inside (CPU only).
 
 A variant is a zero-argument callable for one pass: ``forward`` returns the loss,
 ``forward+backward`` returns ``∂loss/∂x`` through ``torch.autograd.grad`` (so no ``.grad``
@@ -264,13 +265,21 @@ def prepare(case: Case, pass_: str, x: torch.Tensor, t: torch.Tensor, *,
         reference, reason = _reference_loss(case)
         if reference is None:
             prepared.skipped[REFERENCE] = reason or "unavailable"
-        elif pass_ == FORWARD_BACKWARD:
-            prepared.skipped[REFERENCE] = "the NumPy reference is forward-only"
         else:
             xn = x.detach().cpu().numpy()
             tn = t.detach().cpu().numpy()
             ref_kwargs = _fused_kwargs(case)
-            prepared.calls[REFERENCE] = lambda: reference(xn, tn, **ref_kwargs)
+            if pass_ == FORWARD:
+                prepared.calls[REFERENCE] = lambda: reference(xn, tn, **ref_kwargs)
+            else:
+                from lossproofs.reference import cross_entropy_backward
+
+                def forward_backward() -> Any:
+                    # What a NumPy user runs: the loss, then its closed-form input gradient.
+                    reference(xn, tn, **ref_kwargs)
+                    return cross_entropy_backward(1.0, xn, tn, **ref_kwargs)
+
+                prepared.calls[REFERENCE] = forward_backward
     return prepared
 
 
