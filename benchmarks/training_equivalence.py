@@ -1,0 +1,711 @@
+"""Training-level equivalence: is ``CrossEntropyLoss`` the same as ``LogSoftmax + NLLLoss``
+over a whole training run, not just per call?
+
+The seed's network (fully connected 784-512-256-128-64-10, ReLU between layers, none after the
+last) is trained in lockstep several times from one initial ``state_dict`` on one shuffled data
+order, each run with a different criterion on the logits ``z`` (``(N, 10)``) and labels ``t``
+(``(N,)``):
+
+- ``cross_entropy``: ``nn.CrossEntropyLoss()(z, t)`` — the reference;
+- ``log_softmax_nll``: ``nn.NLLLoss()(nn.LogSoftmax(dim=1)(z), t)``, mathematically
+  ``mean_i −(z_{i,t_i} − log Σ_c exp z_{i,c})``, the same function;
+- ``naive_log_softmax``: ``nn.NLLLoss()(log(softmax(z, 1)), t)``, equal in exact arithmetic
+  but rounded differently, and ``−inf`` once ``softmax`` underflows to 0 (a logit gap above
+  ≈ 103 in float32, since ``exp(−103.3)`` is below the smallest subnormal).
+
+Each step records every run's loss, its distance to the reference's loss (absolute and in
+float32 ULP), and whether the loss, the gradients and the updated parameters are bitwise equal
+to the reference's; each epoch records the largest parameter difference and the test accuracy.
+
+Run ``python -m benchmarks.training_equivalence [--quick] [--epochs N] [--device cpu|cuda]
+[--out DIR] [--mnist DIR] [--overwrite]``; it writes ``results.json``, ``results.md`` and
+``loss_curves.png``, each with the environment block, and never replaces an existing result
+unless ``--overwrite`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from benchmarks._digit_data import DigitData, load_mnist_dir, load_sklearn_digits
+from lossproofs.environment import (
+    claim_output,
+    default_output_dir,
+    environment,
+    environment_markdown,
+    write_json,
+    write_text,
+)
+
+KIND = "training_equivalence"
+LAYER_SIZES = (784, 512, 256, 128, 64, 10)
+"""The seed's fully connected network."""
+
+QUICK_STEPS = 300
+"""``--quick`` stops every run after this many optimizer steps (13 epochs of the digits data,
+a third of an MNIST epoch): enough for the CI test, a few seconds on two CPU cores."""
+
+DEFAULT_EPOCHS = 10
+"""The seed's log reports 97% MNIST test accuracy after 10 epochs."""
+
+REFERENCE_RUN = "cross_entropy"
+
+BITWISE_RUNS = ("cross_entropy", "log_softmax_nll")
+"""Runs the CI test requires to be bitwise equal at every step, on every device.
+
+Justification (measured, see docs/training_equivalence.md): in torch the composite
+``cross_entropy`` for class-index targets without smoothing *is* ``nll_loss(log_softmax(z, 1),
+t)`` — the same two kernels, forward and backward — so no rounding differs between the runs and
+no float32 tolerance is needed. A tolerance would only hide a change of that implementation."""
+
+OUTPUT_FILES = ("results.json", "results.md", "loss_curves.png")
+
+
+# ---------------------------------------------------------------------------------------------
+# The runs
+
+
+Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run: a ``name`` (JSON key), a ``formula`` for reports and its criterion.
+
+    ``make_criterion()`` returns ``f(logits (N, C) float, target (N,) int64) -> 0-d loss``.
+    """
+
+    name: str
+    formula: str
+    make_criterion: Callable[[], Criterion]
+
+
+def _cross_entropy() -> Criterion:
+    return nn.CrossEntropyLoss()
+
+
+def _log_softmax_nll() -> Criterion:
+    log_softmax, nll = nn.LogSoftmax(dim=1), nn.NLLLoss()
+    return lambda logits, target: nll(log_softmax(logits), target)
+
+
+def _naive_log_softmax() -> Criterion:
+    nll = nn.NLLLoss()
+    # log(softmax(z)): rounds softmax to float32 first, then takes the log; −inf where the
+    # probability underflows to 0 (log_softmax instead computes (z − max) − log Σ exp(z − max)).
+    return lambda logits, target: nll(torch.log(torch.softmax(logits, dim=1)), target)
+
+
+RUNS: dict[str, RunSpec] = {
+    spec.name: spec for spec in (
+        RunSpec("cross_entropy", "nn.CrossEntropyLoss()(z, t)", _cross_entropy),
+        RunSpec("log_softmax_nll", "nn.NLLLoss()(nn.LogSoftmax(dim=1)(z), t)", _log_softmax_nll),
+        RunSpec("naive_log_softmax", "nn.NLLLoss()(torch.log(torch.softmax(z, 1)), t)",
+                _naive_log_softmax),
+    )
+}
+
+
+def build_seed_network() -> nn.Sequential:
+    """784-512-256-128-64-10, ReLU between the linear layers, raw logits out; default init."""
+    layers: list[nn.Module] = []
+    for i, (fan_in, fan_out) in enumerate(itertools.pairwise(LAYER_SIZES)):
+        layers.append(nn.Linear(fan_in, fan_out))
+        if i < len(LAYER_SIZES) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """The seed's optimisation settings, plus the experiment's controls.
+
+    ``max_steps`` (None: no cap) stops every run after that many optimizer steps;
+    ``logit_scale`` multiplies the logits before every criterion (1: the seed's setting).
+    """
+
+    epochs: int = DEFAULT_EPOCHS
+    batch_size: int = 64
+    lr: float = 0.01
+    momentum: float = 0.5
+    seed: int = 1
+    max_steps: int | None = None
+    logit_scale: float = 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparison primitives
+
+
+def float32_ulp_distance(a: float, b: float) -> int | None:
+    """Number of float32 values between ``a`` and ``b`` (0 when bitwise equal up to ±0).
+
+    Maps each float32 bit pattern to a signed integer that is monotonic in the value (negative
+    patterns are reflected: ``−(bits & 0x7fffffff)``), so the distance is an integer
+    difference; ±0 both map to 0 and ±inf sit one step beyond ±max. ``None`` if either is NaN.
+    """
+    if math.isnan(a) or math.isnan(b):
+        return None
+    ordered = [_ordered_float32_bits(torch.tensor([v], dtype=torch.float32))[0].item()
+               for v in (a, b)]
+    return abs(int(ordered[0]) - int(ordered[1]))
+
+
+def _ordered_float32_bits(x: torch.Tensor) -> torch.Tensor:
+    """int64 keys monotonic in the float32 value of ``x`` (IEEE sign-magnitude → two's order)."""
+    bits = x.to(torch.float32).view(torch.int32).to(torch.int64)
+    return torch.where(bits < 0, -(bits & 0x7FFFFFFF), bits)
+
+
+def _bitwise_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Same shape, dtype and bit pattern everywhere.
+
+    Compares integer views, so NaN payloads count as equal and −0 ≠ +0 (value equality would
+    say the opposite of both).
+    """
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    int_dtype = {2: torch.int16, 4: torch.int32, 8: torch.int64}[a.element_size()]
+    return torch.equal(a.view(int_dtype), b.view(int_dtype))
+
+
+def _all_bitwise_equal(xs: Sequence[torch.Tensor | None],
+                       ys: Sequence[torch.Tensor | None]) -> bool:
+    """Pairwise :func:`_bitwise_equal`; two missing gradients (``None``) count as equal."""
+    return all((x is None and y is None)
+               or (x is not None and y is not None and _bitwise_equal(x, y))
+               for x, y in zip(xs, ys))
+
+
+def parameter_difference(a: nn.Module, b: nn.Module) -> dict[str, Any]:
+    """Largest absolute difference between corresponding parameters, and bitwise equality.
+
+    ``max_abs = max |θ_a − θ_b|`` over all parameters (NaN if either holds a NaN);
+    ``bitwise``: whether every bit agrees. (No ULP maximum: parameters cross zero, where one
+    absolute step spans ~2·10⁹ float32 values, so a ULP count would mislead.)
+    """
+    abs_maxima, bitwise = [], True
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        pa, pb = pa.detach(), pb.detach()
+        abs_maxima.append((pa - pb).abs().max())  # torch's max propagates NaN
+        bitwise = bitwise and _bitwise_equal(pa, pb)
+    return {"max_abs": float(torch.stack(abs_maxima).max()), "bitwise": bitwise}
+
+
+def first_false(flags: Sequence[bool], steps: Sequence[int]) -> int | None:
+    """The step number of the first ``False`` in ``flags`` (``None`` if all are true)."""
+    return next((s for f, s in zip(flags, steps) if not f), None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress bar (tqdm when installed; a plain line printer otherwise)
+
+
+class SimpleProgress:
+    """A dependency-free progress bar: prints ``desc: k/total (p%)`` every 10% to ``stream``."""
+
+    def __init__(self, total: int, desc: str, stream=None) -> None:
+        self.total, self.desc, self.count = max(int(total), 1), desc, 0
+        self.stream = stream if stream is not None else sys.stderr
+        self._next_report, self._postfix = 0.1, ""
+
+    def update(self, n: int = 1) -> None:
+        self.count += n
+        while self.count / self.total >= self._next_report - 1e-12 and self._next_report <= 1.0:
+            self._next_report += 0.1
+            print(f"{self.desc}: {self.count}/{self.total} ({100 * self.count / self.total:.0f}%)"
+                  f"{' ' + self._postfix if self._postfix else ''}", file=self.stream, flush=True)
+
+    def set_postfix_str(self, text: str) -> None:
+        self._postfix = text
+
+    def close(self) -> None:
+        pass
+
+
+class _NoProgress(SimpleProgress):
+    def update(self, n: int = 1) -> None:
+        self.count += n
+
+
+def make_progress(total: int, desc: str, enabled: bool = True, use_tqdm: bool = True):
+    """A progress bar with ``update``, ``set_postfix_str`` and ``close``: tqdm if importable."""
+    if not enabled:
+        return _NoProgress(total, desc)
+    if use_tqdm:
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            pass
+        else:
+            return tqdm(total=total, desc=desc, unit="step", file=sys.stderr)
+    return SimpleProgress(total, desc)
+
+
+# ---------------------------------------------------------------------------------------------
+# The experiment
+
+
+@contextmanager
+def deterministic_torch(device: torch.device, threads: int | None) -> Iterator[None]:
+    """Deterministic algorithms (and a fixed thread count) for the block; restored afterwards.
+
+    On CUDA, deterministic cuBLAS needs ``CUBLAS_WORKSPACE_CONFIG`` set before cuBLAS starts;
+    it is set to ``:4096:8`` unless the caller chose a value.
+    """
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    previous = (torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled())
+    previous_threads = torch.get_num_threads()
+    torch.use_deterministic_algorithms(True)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+        torch.set_num_threads(previous_threads)
+
+
+def _evaluate(model: nn.Module, data: DigitData, logit_scale: float) -> tuple[float, float]:
+    """Test accuracy and mean test cross-entropy (the common yardstick for every run)."""
+    model.eval()
+    with torch.no_grad():
+        logits = model(data.x_test) * logit_scale
+        accuracy = (logits.argmax(dim=1) == data.y_test).double().mean()
+        loss = nn.functional.cross_entropy(logits, data.y_test)
+        values = torch.stack([accuracy, loss.double()]).tolist()
+    model.train()
+    return values[0], values[1]
+
+
+def train_lockstep(data: DigitData, config: TrainingConfig, run_names: Sequence[str],
+                   device: str | torch.device = "cpu", progress=None) -> dict[str, Any]:
+    """Train one copy of the seed network per run in ``run_names``, step for step together.
+
+    Every copy starts from the same ``state_dict`` (drawn once after ``torch.manual_seed(seed)``)
+    and sees the same batches: one permutation per epoch from a ``torch.Generator`` seeded with
+    ``seed``, shared by all runs (the seed's ``DataLoader(shuffle=True)``, last batch kept).
+    The first name is the reference the others are compared with. Returns the per-step and
+    per-epoch measurements (plain Python values, ready for JSON).
+    """
+    device = torch.device(device)
+    if not run_names or len(set(run_names)) != len(run_names):
+        raise ValueError(f"run_names must be distinct and non-empty, got {list(run_names)}")
+    unknown = [n for n in run_names if n not in RUNS]
+    if unknown:
+        raise ValueError(f"unknown run {unknown[0]!r}; choose from {sorted(RUNS)}")
+    n_train = len(data.y_train)
+    steps_per_epoch = math.ceil(n_train / config.batch_size)
+    total_steps = config.epochs * steps_per_epoch
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+
+    torch.manual_seed(config.seed)
+    initial_state = {k: v.clone() for k, v in build_seed_network().state_dict().items()}
+    models, optimizers, criteria = {}, {}, {}
+    for name in run_names:
+        model = build_seed_network()
+        model.load_state_dict(initial_state)
+        models[name] = model.to(device)
+        optimizers[name] = torch.optim.SGD(model.parameters(), lr=config.lr,
+                                           momentum=config.momentum)
+        criteria[name] = RUNS[name].make_criterion()
+    data = data.to(device)
+    reference, others = run_names[0], list(run_names[1:])
+    initial_equal = all(parameter_difference(models[reference], models[o])["bitwise"]
+                        for o in others)
+
+    steps: dict[str, Any] = {"step": [], "epoch": [], "loss": {n: [] for n in run_names},
+                             "comparisons": {o: {"loss_abs_diff": [], "loss_ulp": [],
+                                                 "loss_bitwise": [], "grads_bitwise": [],
+                                                 "params_bitwise": []} for o in others}}
+    epochs: list[dict[str, Any]] = []
+    order_generator = torch.Generator().manual_seed(config.seed)
+    progress = progress if progress is not None else _NoProgress(total_steps, "")
+    step = 0
+    started = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        if step >= total_steps:
+            break
+        permutation = torch.randperm(n_train, generator=order_generator).to(device)
+        for start in range(0, n_train, config.batch_size):
+            if step >= total_steps:
+                break
+            index = permutation[start:start + config.batch_size]
+            x, y = data.x_train[index], data.y_train[index]
+            losses = {}
+            for name in run_names:
+                optimizers[name].zero_grad(set_to_none=True)
+                logits = models[name](x)
+                if config.logit_scale != 1.0:
+                    logits = logits * config.logit_scale
+                losses[name] = criteria[name](logits, y)
+                losses[name].backward()
+            grads = {n: [p.grad for p in models[n].parameters()] for n in run_names}
+            grads_equal = {o: _all_bitwise_equal(grads[reference], grads[o]) for o in others}
+            losses_equal = {o: _bitwise_equal(losses[reference].detach(), losses[o].detach())
+                            for o in others}
+            for name in run_names:
+                optimizers[name].step()
+            params_equal = {o: _all_bitwise_equal(list(models[reference].parameters()),
+                                                  list(models[o].parameters())) for o in others}
+            loss_values = torch.stack([losses[n].detach() for n in run_names]).tolist()
+            step += 1
+            steps["step"].append(step)
+            steps["epoch"].append(epoch)
+            for name, value in zip(run_names, loss_values):
+                steps["loss"][name].append(value)
+            ref_value = loss_values[0]
+            for o, value in zip(others, loss_values[1:]):
+                record = steps["comparisons"][o]
+                record["loss_abs_diff"].append(abs(value - ref_value))
+                record["loss_ulp"].append(float32_ulp_distance(value, ref_value))
+                record["loss_bitwise"].append(losses_equal[o])
+                record["grads_bitwise"].append(grads_equal[o])
+                record["params_bitwise"].append(params_equal[o])
+            progress.update(1)
+        evaluation = {n: _evaluate(models[n], data, config.logit_scale) for n in run_names}
+        epochs.append({
+            "epoch": epoch, "steps_done": step,
+            "partial": step % steps_per_epoch != 0,  # stopped by max_steps mid-epoch
+            "test_accuracy": {n: evaluation[n][0] for n in run_names},
+            "test_loss": {n: evaluation[n][1] for n in run_names},
+            "param_diff": {o: parameter_difference(models[reference], models[o]) for o in others},
+        })
+        progress.set_postfix_str(" ".join(f"{n}={evaluation[n][0]:.3f}" for n in run_names))
+    wall_s = time.perf_counter() - started
+    progress.close()
+    return {
+        "steps_per_epoch": steps_per_epoch, "total_steps": step, "wall_s": wall_s,
+        "reference": reference, "initial_parameters_bitwise_equal": initial_equal,
+        "steps": steps, "epochs": epochs,
+        "summary": _summarise(steps, epochs, run_names, reference),
+    }
+
+
+def _summarise(steps: dict[str, Any], epochs: list[dict[str, Any]],
+               run_names: Sequence[str], reference: str) -> dict[str, Any]:
+    step_numbers = steps["step"]
+    summary: dict[str, Any] = {}
+    for name in run_names:
+        nonfinite = [s for s, v in zip(step_numbers, steps["loss"][name]) if not math.isfinite(v)]
+        summary[name] = {
+            "first_nonfinite_loss_step": nonfinite[0] if nonfinite else None,
+            "final_test_accuracy": epochs[-1]["test_accuracy"][name] if epochs else None,
+        }
+    for other, record in steps["comparisons"].items():
+        ulps = [u for u in record["loss_ulp"] if u is not None]
+        summary[other].update({
+            "steps": len(step_numbers),
+            "steps_loss_bitwise": sum(record["loss_bitwise"]),
+            "all_bitwise": all(record["loss_bitwise"]) and all(record["grads_bitwise"])
+            and all(record["params_bitwise"]),
+            "first_loss_divergence_step": first_false(record["loss_bitwise"], step_numbers),
+            "first_grad_divergence_step": first_false(record["grads_bitwise"], step_numbers),
+            "first_param_divergence_step": first_false(record["params_bitwise"], step_numbers),
+            "max_loss_ulp": max(ulps) if ulps else None,
+            "median_loss_ulp": float(np.median(ulps)) if ulps else None,
+            "max_loss_abs_diff": max(record["loss_abs_diff"], default=0.0),
+            "final_max_param_abs_diff": epochs[-1]["param_diff"][other]["max_abs"],
+            "max_test_accuracy_diff": max(
+                abs(e["test_accuracy"][other] - e["test_accuracy"][reference])
+                for e in epochs),
+        })
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------
+# Reports
+
+
+def _json_safe(value: Any) -> Any:
+    """Replace non-finite floats by the strings ``"nan"``, ``"inf"``, ``"-inf"`` (strict JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _fmt(value: Any, spec: str = ".3g") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return format(value, spec)
+    return str(value)
+
+
+def findings(results: dict[str, Any]) -> list[str]:
+    """One sentence per compared run, generated from the measurements."""
+    lines = []
+    ref = results["reference"]
+    for other, s in results["summary"].items():
+        if other == ref:
+            continue
+        if s["all_bitwise"]:
+            lines.append(
+                f"`{other}` was bitwise identical to `{ref}` at every one of {s['steps']} steps: "
+                "same loss bits, same gradient bits, same parameter bits after each update; "
+                f"test accuracies equal at every epoch.")
+        else:
+            lines.append(
+                f"`{other}` first differed from `{ref}` in the loss at step "
+                f"{_fmt(s['first_loss_divergence_step'])} and in the parameters at step "
+                f"{_fmt(s['first_param_divergence_step'])}; {s['steps_loss_bitwise']} of "
+                f"{s['steps']} step losses were bitwise equal, the largest loss difference was "
+                f"{_fmt(s['max_loss_ulp'])} ULP ({_fmt(s['max_loss_abs_diff'])} absolute), the "
+                f"final largest parameter difference {_fmt(s['final_max_param_abs_diff'])} and the "
+                f"largest test-accuracy difference over the epochs "
+                f"{_fmt(s['max_test_accuracy_diff'])}.")
+            if s["first_nonfinite_loss_step"] is not None:
+                lines.append(f"`{other}` produced a non-finite loss first at step "
+                             f"{s['first_nonfinite_loss_step']}.")
+    return lines
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    """The human-readable report: findings, per-run summary, per-epoch table, environment."""
+    cfg, data, ref = results["config"], results["data"], results["reference"]
+    names = list(results["runs"])
+    out = [
+        "# Training-level equivalence: CrossEntropyLoss vs LogSoftmax + NLLLoss",
+        "",
+        "Generated by `python -m benchmarks.training_equivalence`; do not edit by hand.",
+        "",
+        f"Data: {data['dataset']} — {data['n_train']} training / {data['n_test']} test images, "
+        f"input {data['input']}; normalised {data['normalisation']['formula']} "
+        f"(mean {data['normalisation']['mean']:.4f}, std {data['normalisation']['std']:.4f}).",
+        "",
+        f"Network 784-512-256-128-64-10 (ReLU), SGD lr {cfg['lr']} momentum {cfg['momentum']}, "
+        f"batch {cfg['batch_size']}, seed {cfg['seed']}, {results['total_steps']} steps "
+        f"({results['steps_per_epoch']} per epoch), logit scale {cfg['logit_scale']}, "
+        f"deterministic algorithms on, {results['environment']['torch_num_threads']} torch "
+        f"threads, device `{results['environment']['device']}`. Initial parameters bitwise equal "
+        f"across runs: {_fmt(results['initial_parameters_bitwise_equal'])}.",
+        "",
+        "## Findings",
+        "",
+        *[f"- {line}" for line in findings(results)],
+        "",
+        "## Runs",
+        "",
+        "| run | criterion | final test accuracy | loss bitwise = reference | first differing "
+        "step (loss / grads / params) | max loss ULP | max abs loss diff |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        s = results["summary"][name]
+        acc = _fmt(s["final_test_accuracy"], ".4f")
+        if name == ref:
+            out.append(f"| `{name}` (reference) | `{results['runs'][name]}` | {acc} | — | — | — "
+                       "| — |")
+            continue
+        out.append(
+            f"| `{name}` | `{results['runs'][name]}` | {acc} | {s['steps_loss_bitwise']}/"
+            f"{s['steps']} | {_fmt(s['first_loss_divergence_step'])} / "
+            f"{_fmt(s['first_grad_divergence_step'])} / {_fmt(s['first_param_divergence_step'])} "
+            f"| {_fmt(s['max_loss_ulp'])} | {_fmt(s['max_loss_abs_diff'])} |")
+    others = [n for n in names if n != ref]
+    out += ["", "## Per epoch", "",
+            "| epoch | steps | " + " | ".join(f"test acc `{n}`" for n in names) + " | "
+            + " | ".join(f"max abs Δθ `{o}`" for o in others) + " |",
+            "|---" * (2 + len(names) + len(others)) + "|"]
+    for e in results["epochs"]:
+        label = f"{e['epoch']}{' (partial)' if e['partial'] else ''}"
+        out.append(f"| {label} | {e['steps_done']} | "
+                   + " | ".join(_fmt(e["test_accuracy"][n], ".4f") for n in names) + " | "
+                   + " | ".join(_fmt(e["param_diff"][o]["max_abs"], ".3g") for o in others)
+                   + " |")
+    out += ["", "Per-step losses, ULP distances and bitwise flags are in `results.json`; "
+            "`loss_curves.png` plots them.", "", "## Environment", "",
+            environment_markdown(results["environment"]), ""]
+    return "\n".join(out)
+
+
+def plot_loss_curves(results: dict[str, Any], path: Path) -> bool:
+    """Both (all) loss curves and their per-step distance to the reference, as a PNG.
+
+    Returns ``False`` (and writes nothing) when matplotlib is not installed.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    steps, ref = results["steps"], results["reference"]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 7), sharex=True,
+                                      gridspec_kw={"height_ratios": [3, 2]})
+    styles = ["-", "--", ":"]
+    for i, name in enumerate(steps["loss"]):
+        top.plot(steps["step"], steps["loss"][name], styles[i % 3], lw=1.2, label=name)
+    top.set_ylabel("training loss (batch mean)")
+    top.legend()
+    env = results["environment"]
+    top.set_title(f"{results['data']['name']}, logit scale {results['config']['logit_scale']} — "
+                  f"{env['device']} "
+                  f"({env.get('gpu_name') or env['cpu_model']}), torch {env['torch']}",
+                  fontsize=9)
+    for name, record in steps["comparisons"].items():
+        ulps = [u if u is not None else np.nan for u in record["loss_ulp"]]
+        all_equal = all(record["loss_bitwise"])
+        bottom.plot(steps["step"], ulps, ".", ms=3,
+                    label=f"{name} vs {ref}" + (" (bitwise equal at every step)"
+                                                if all_equal else ""))
+    bottom.set_yscale("symlog", linthresh=1)
+    bottom.set_ylabel("|Δ loss| in float32 ULP")
+    bottom.set_xlabel("optimizer step")
+    bottom.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def _positive_int(name: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be at least 1, got {value}")
+        return value
+    return parse
+
+
+def _positive_float(name: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"{name} must be finite and > 0, got {text!r}")
+        return value
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.training_equivalence",
+        description="Train the seed's MNIST MLP in lockstep with CrossEntropyLoss, "
+                    "LogSoftmax+NLLLoss and naive log(softmax); compare them step by step.")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"stop after {QUICK_STEPS} optimizer steps (the CI run)")
+    parser.add_argument("--epochs", type=_positive_int("--epochs"), default=None,
+                        help=f"epochs to train (default {DEFAULT_EPOCHS}; with --quick, as many "
+                             f"as {QUICK_STEPS} steps need)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output directory (default results/training_equivalence/<time>-<dev>)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="allow replacing results already in --out")
+    parser.add_argument("--mnist", type=Path, default=None,
+                        help="directory with the MNIST IDX files (default: scikit-learn digits)")
+    parser.add_argument("--seed", type=int, default=TrainingConfig.seed,
+                        help="seed of the initial weights and the shuffle order")
+    parser.add_argument("--threads", type=_positive_int("--threads"), default=None,
+                        help="torch CPU threads (default: torch's choice; recorded either way)")
+    parser.add_argument("--logit-scale", type=_positive_float("--logit-scale"), default=1.0,
+                        help="multiply the logits by this before every criterion (shows where "
+                             "naive log(softmax) breaks)")
+    parser.add_argument("--no-naive", action="store_true",
+                        help="skip the third, naive log(softmax) run")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
+    """Load data, train in lockstep, return the results with their environment block."""
+    device = torch.device(args.device)
+    data = load_mnist_dir(args.mnist) if args.mnist is not None else load_sklearn_digits()
+    steps_per_epoch = math.ceil(len(data.y_train) / TrainingConfig.batch_size)
+    epochs = args.epochs
+    if epochs is None:
+        epochs = math.ceil(QUICK_STEPS / steps_per_epoch) if args.quick else DEFAULT_EPOCHS
+    config = TrainingConfig(epochs=epochs, seed=args.seed, logit_scale=args.logit_scale,
+                            max_steps=QUICK_STEPS if args.quick else None)
+    run_names = [n for n in RUNS if not (args.no_naive and n == "naive_log_softmax")]
+    total = min(epochs * steps_per_epoch, config.max_steps or epochs * steps_per_epoch)
+    with deterministic_torch(device, args.threads):
+        progress = make_progress(total, f"training {len(run_names)} runs on {device.type}",
+                                 enabled=not args.no_progress)
+        measured = train_lockstep(data, config, run_names, device, progress)
+        env = environment(str(device))  # inside the block: records the thread count used
+    return {
+        "experiment": KIND,
+        "environment": env,
+        "config": {**asdict(config), "quick": args.quick, "deterministic_algorithms": True,
+                   "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+                   "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+                   "float32_matmul_precision": torch.get_float32_matmul_precision()},
+        "data": {"name": data.name, **data.source},
+        "network": {"layers": list(LAYER_SIZES), "activation": "ReLU between layers, none "
+                    "after the last", "parameters": sum(p.numel() for p in
+                                                        build_seed_network().parameters())},
+        "runs": {n: RUNS[n].formula for n in run_names},
+        **measured,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print(f"error: --device cuda requested but no CUDA device is available "
+              f"(torch {torch.__version__}, built with CUDA {torch.version.cuda}); "
+              "run with --device cpu", file=sys.stderr)
+        return 2
+    if args.mnist is not None and not args.mnist.is_dir():
+        parser.error(f"--mnist {str(args.mnist)!r} is not a directory")
+    out_dir = args.out if args.out is not None else default_output_dir(KIND, args.device)
+    try:
+        for name in OUTPUT_FILES:  # refuse before training, not after minutes of it
+            claim_output(out_dir / name, overwrite=args.overwrite)
+    except FileExistsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    results = run_experiment(args)
+    png = out_dir / "loss_curves.png"
+    claim_output(png, overwrite=args.overwrite)
+    results["loss_curves_png"] = png.name if plot_loss_curves(results, png) else None
+    write_json(out_dir / "results.json", _json_safe(results), overwrite=args.overwrite)
+    write_text(out_dir / "results.md", render_markdown(results), overwrite=args.overwrite)
+    if results["loss_curves_png"] is None:
+        print("note: matplotlib is not installed; loss_curves.png was not written",
+              file=sys.stderr)
+    for line in findings(results):
+        print(line)
+    print(f"wrote {out_dir / 'results.json'}, {out_dir / 'results.md'}"
+          + (f", {png}" if results["loss_curves_png"] else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
