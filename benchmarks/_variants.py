@@ -108,21 +108,23 @@ def make_inputs(case: Case, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
     index / label_smoothing: uniform class indices; ignore_index: the same with about 10 % set
     to ``IGNORE_INDEX`` (at least one kept, so the mean is finite); probability: rows of
-    ``softmax`` of standard-normal noise, in the logits' dtype.
+    ``softmax`` of standard-normal noise, in the logits' dtype. Drawn on the case's device
+    (a 4096 × 131072 draw on the host would cost seconds per case).
     """
-    gen = torch.Generator().manual_seed(seed)
-    dtype, device = DTYPES[case.dtype], torch.device(case.device)
-    x = torch.randn(case.N, case.C, generator=gen).to(device=device, dtype=dtype)
+    device = torch.device(case.device)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    dtype = DTYPES[case.dtype]
+    x = torch.randn(case.N, case.C, generator=gen, device=device).to(dtype)
     x.requires_grad_(True)
     if case.targets == "probability":
-        t = torch.softmax(torch.randn(case.N, case.C, generator=gen), dim=1)
-        return x, t.to(device=device, dtype=dtype)
-    t = torch.randint(0, case.C, (case.N,), generator=gen)
+        t = torch.softmax(torch.randn(case.N, case.C, generator=gen, device=device), dim=1)
+        return x, t.to(dtype)
+    t = torch.randint(0, case.C, (case.N,), generator=gen, device=device)
     if case.targets == "ignore_index":
-        drop = torch.rand(case.N, generator=gen) < IGNORED_FRACTION
+        drop = torch.rand(case.N, generator=gen, device=device) < IGNORED_FRACTION
         drop[0] = False
         t[drop] = IGNORE_INDEX
-    return x, t.to(device)
+    return x, t
 
 
 def _loss_functions(case: Case) -> dict[str, Callable[[torch.Tensor, torch.Tensor], Any]]:
@@ -283,11 +285,13 @@ def prepare(case: Case, pass_: str, x: torch.Tensor, t: torch.Tensor, *,
     return prepared
 
 
-def as_tensor(value: Any) -> torch.Tensor:
-    """A variant's output as a float64 CPU tensor, for the agreement check."""
+def as_tensor(value: Any, device: str = "cpu", dtype: torch.dtype = torch.float64,
+              ) -> torch.Tensor:
+    """A variant's output (tensor or NumPy array) as a ``dtype`` tensor on ``device``, for the
+    agreement check (kept on the device: a 4096 × 131072 gradient is 2 GB)."""
     if isinstance(value, torch.Tensor):
-        return value.detach().to(device="cpu", dtype=torch.float64)
-    return torch.as_tensor(value, dtype=torch.float64)
+        return value.detach().to(device=device, dtype=dtype)
+    return torch.as_tensor(value).to(device=device, dtype=dtype)
 
 
 def agreement_tolerance(dtype: str) -> float:
