@@ -148,6 +148,10 @@ class Case:
         lines.append(f"print(reference.{self.function}({args}))  # float64, inputs as given")
         return "\n".join(lines)
 
+    def _repr_pretty_(self, printer, cycle) -> None:
+        # hypothesis prints falsifying examples with this hook: show the reproduction.
+        printer.text(repr(self))
+
     def __repr__(self) -> str:
         shapes = ", ".join(f"{a.shape}:{a.dtype.name}" for a in self.arrays)
         params = {k: (v.shape if isinstance(v, np.ndarray) else v) for k, v in self.params.items()}

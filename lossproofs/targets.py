@@ -43,6 +43,12 @@ class Target:
     description: str = ""
     notes: dict[str, str] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        return f"Target({self.name!r}, {self.description!r})"
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text(repr(self))
+
     def get(self, name: str) -> Callable[..., Any] | None:
         return self.functions.get(name)
 

@@ -8,11 +8,12 @@ inputs as rounded to the dtype, so the bound measures only the implementation's 
 
 import pytest
 from _support import require
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from lossproofs import checks
 from lossproofs.cases import DTYPES
+from lossproofs.known_issues import known_issue
 from lossproofs.specs import FUNCTION_NAMES, SPECS
 
 
@@ -22,5 +23,6 @@ from lossproofs.specs import FUNCTION_NAMES, SPECS
 def test_forward_matches_reference(impl, function, dtype, data):
     require(impl, function)
     case = data.draw(SPECS[function].cases(dtype), label="case")
+    assume(known_issue(impl.name, case, "forward") is None)  # pinned in test_known_issues.py
     actual, expected, scale = checks.forward(impl, case)
     checks.assert_agrees(actual, expected, case, "forward", f"{function} forward", scale)

@@ -88,11 +88,11 @@ def test_log_softmax_is_x_minus_logsumexp(impl, case):
 
 # -- probability targets ----------------------------------------------------------------------
 def _one_hot(t: torch.Tensor, c: int, cd: int) -> torch.Tensor:
-    return torch.movedim(torch.nn.functional.one_hot(t, c).double(), -1, cd)
+    return torch.movedim(torch.nn.functional.one_hot(t.long(), c).double(), -1, cd)
 
 
-@given(case=strategies.nll_loss_cases(F64, function="cross_entropy").filter(
-    lambda c: "ignore_index" not in c.params and c.arrays[1].dtype == np.int64))
+@given(case=strategies.nll_loss_cases(F64, function="cross_entropy", ignored=False,
+                                      uint8=False))
 def test_one_hot_probability_target_equals_index_target(impl, case):
     """Equal except for ``mean`` with weights, where torch divides by N·d (not Σ w[t]) for
     probability targets: documented behaviour, pytorch#61309; checked separately below."""
@@ -124,16 +124,14 @@ def test_weighted_mean_differs_between_index_and_one_hot_targets(impl):
     assert not torch.isclose(index_mean, prob_mean)
 
 
-@given(case=strategies.nll_loss_cases(F64, function="cross_entropy").filter(
-    lambda c: c.params.get("ignore_index", -100) < 0 and c.arrays[1].dtype == np.int64
-    and not (c.arrays[1] == c.params.get("ignore_index", -100)).any()),
-    eps=st.floats(0.0, 1.0))
+@given(case=strategies.nll_loss_cases(F64, function="cross_entropy", ignored=False,
+                                      uint8=False),
+       eps=st.floats(0.0, 1.0))
 def test_label_smoothing_is_cross_entropy_on_smoothed_targets(impl, case, eps):
     """``cross_entropy(x, t, label_smoothing=ε) == cross_entropy(x, (1−ε)·onehot(t) + ε/C)``
     for ``none`` and ``sum``, and for ``mean`` without weights (see pytorch#61309 above)."""
     require(impl, "cross_entropy")
     (x, t), kw = case.torch_args()
-    kw.pop("ignore_index", None)
     kw["label_smoothing"] = eps
     if kw.get("reduction") == "mean" and kw.get("weight") is not None:
         kw["reduction"] = "sum"
@@ -165,18 +163,22 @@ def test_two_class_cross_entropy_is_bce_with_logits_of_the_difference(impl, x, t
 @given(x=strategies.float_arrays((3, 4), -15.0, 15.0), y=strategies.bce_targets((3, 4)),
        reduction=strategies.reductions())
 def test_bce_with_logits_is_bce_of_sigmoid_away_from_saturation(impl, x, y, reduction):
-    """Where σ(x) is not rounded to 0 or 1 (|x| ≤ 15 in float64), the two agree."""
+    """Where σ(x) is not rounded to 0 or 1 (|x| ≤ 15 in float64), the two agree.
+
+    BCE(σ(x)) takes log(1 − σ(x)) of a rounded σ: its error is about ε·(1 + e^|x|) per element
+    (the condition number of log(1 − s) at s = σ(x)), which is the scale used here.
+    """
     require(impl, "binary_cross_entropy", "binary_cross_entropy_with_logits")
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    condition = float(np.max(1 + np.exp(np.abs(x))))
+    scale = condition * (x.size if reduction == "sum" else 1)
     _agree(impl.binary_cross_entropy_with_logits(xt, yt, reduction=reduction),
            impl.binary_cross_entropy(torch.sigmoid(xt), yt, reduction=reduction),
-           "BCE-with-logits vs BCE(sigmoid)", scale=float(x.size * 16), kind="gradient")
+           "BCE-with-logits vs BCE(sigmoid)", scale=scale)
 
 
-@given(case=strategies.nll_loss_cases(F64, function="cross_entropy").filter(
-    lambda c: not c.params.get("label_smoothing") and "weight" not in c.params
-    and "ignore_index" not in c.params and c.arrays[1].dtype == np.int64
-    and c.arrays[1].size > 0))
+@given(case=strategies.nll_loss_cases(F64, function="cross_entropy", ignored=False,
+                                      weighted=False, smoothed=False, allow_empty=False))
 def test_cross_entropy_gradient_is_softmax_minus_one_hot(impl, case):
     """∂CE/∂x = softmax(x) − onehot(t), divided by the number of targets for ``mean``."""
     require(impl, "cross_entropy", "softmax")

@@ -83,13 +83,14 @@ def ignore_indices(draw, num_classes: int) -> int:
 
 
 @st.composite
-def index_targets(draw, shape: tuple[int, ...], ignore_index: int,
+def index_targets(draw, shape: tuple[int, ...], ignore_index: int | None,
                   dtype=np.int64) -> np.ndarray:
-    """Class indices for an input of ``shape``, with ``ignore_index`` sprinkled in."""
+    """Class indices for an input of ``shape``, with ``ignore_index`` sprinkled in (unless
+    it is None)."""
     c = shape[class_dim(shape)]
     tshape = target_shape(shape)
     values = st.integers(0, c - 1)
-    if dtype == np.int64 or 0 <= ignore_index <= 255:
+    if ignore_index is not None and (dtype == np.int64 or 0 <= ignore_index <= 255):
         values = st.one_of(values, st.just(ignore_index)) if draw(st.booleans()) else values
     return draw(hnp.arrays(dtype, tshape, elements=values))
 
@@ -170,29 +171,40 @@ def softmax_cases(draw, function: str = "softmax", dtype: str | None = None) -> 
 
 
 @st.composite
-def nll_loss_cases(draw, dtype: str | None = None, function: str = "nll_loss") -> Case:
-    """``nll_loss`` (or index-target ``cross_entropy``) over every parameter family."""
-    shape = draw(class_shapes())
+def nll_loss_cases(draw, dtype: str | None = None, function: str = "nll_loss", *,
+                   ignored: bool = True, weighted: bool = True, smoothed: bool = True,
+                   allow_empty: bool = True, uint8: bool = True) -> Case:
+    """``nll_loss`` (or index-target ``cross_entropy``) over every parameter family.
+
+    The keyword switches turn families off for identities that hold only without them:
+    ``ignored`` (ignore_index and ignored targets), ``weighted``, ``smoothed`` (label
+    smoothing, cross_entropy only), ``allow_empty`` and ``uint8`` targets.
+    """
+    shape = draw(class_shapes(allow_empty=allow_empty))
     c = shape[class_dim(shape)]
     layout, x = draw(_layout_and_input(shape, logits))
     params: dict = {}
     ignore_index = DEFAULT_IGNORE_INDEX
-    if draw(st.booleans()):
+    if ignored and draw(st.booleans()):
         ignore_index = draw(ignore_indices(c))
         params["ignore_index"] = ignore_index
-    target_dtype = draw(st.sampled_from([np.int64, np.int64, np.uint8]))
-    t = draw(index_targets(shape, ignore_index, target_dtype))
-    weight = draw(class_weights(c))
+    # torch accepts uint8 targets only for (C,) and (N, C) inputs; K-dim inputs reject them
+    # (an error case, see lossproofs.error_cases).
+    target_dtype = draw(st.sampled_from([np.int64, np.int64, np.uint8] if uint8 and len(shape) <= 2
+                                        else [np.int64]))
+    t = draw(index_targets(shape, ignore_index if ignored else None, target_dtype))
+    weight = draw(class_weights(c)) if weighted else None
     if weight is not None:
         params["weight"] = weight
     params["reduction"] = draw(reductions())
-    if function == "cross_entropy":
+    if function == "cross_entropy" and smoothed:
         eps = draw(label_smoothings())
         if eps:
             params["label_smoothing"] = eps
     tags = [
         "reduction", "weight" if weight is not None else None,
-        "ignore_index" if (t == ignore_index).any() or "ignore_index" in params else None,
+        "ignore_index" if ignored and ((t == ignore_index).any() or "ignore_index" in params)
+        else None,
         "label_smoothing" if params.get("label_smoothing") else None,
         "unbatched" if len(shape) == 1 else None, "k-dim" if len(shape) > 2 else None,
         "empty" if 0 in shape else None, "single class" if c == 1 else None,
