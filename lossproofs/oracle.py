@@ -87,6 +87,10 @@ def round_to_float64(v: Any) -> float:
     if man == 0:
         return 0.0
     top = exp + bc - 1  # floor(log2 |v|)
+    if top < -1076:  # below half the smallest subnormal (2⁻¹⁰⁷⁵): rounds to zero
+        return -0.0 if sign else 0.0
+    if top > 1024:
+        return -math.inf if sign else math.inf
     quantum = max(top - 52, -1074)  # exponent of the last kept bit (subnormals: 2⁻¹⁰⁷⁴)
     if exp < quantum:
         shift = quantum - exp
@@ -754,6 +758,18 @@ def _grid_position(x: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray]:
     gap = np.abs(_key_value(step_key + 1, dtype) - _key_value(step_key, dtype))
     # x − a is exact in float64 for the narrower grids and 0 for float64 itself.
     return k, (x - a) / gap
+
+
+def ulp_size(x: Any, dtype: str) -> np.ndarray:
+    """The spacing of ``dtype``'s grid at ``|x|`` (the gap from the largest value ≤ |x| to the
+    next one; the top gap beyond the largest finite value; the subnormal spacing at 0)."""
+    dtype = _dtype_name(dtype)
+    mag = np.abs(_as_array(x))
+    k, _ = _grid_position(np.where(np.isfinite(mag), mag, 0.0), dtype)
+    top = np.finfo(np.float32 if dtype == "bfloat16" else _GRIDS[dtype]).max
+    top_key = _floor_key(np.array(float(top)), dtype)
+    k = np.where(k == top_key, k - 1, k)
+    return _key_value(k + 1, dtype) - _key_value(k, dtype)
 
 
 def ulp_position(x: Any, dtype: str) -> np.ndarray:
