@@ -181,7 +181,8 @@ def check_class_index_targets(input: np.ndarray, target: np.ndarray, weight,
     """Checks of torch's ``nll_loss_nd`` for ``input`` of shape ``(C,)`` or ``(N, C, d1..dk)``.
 
     In torch's order: rank of input, batch size, target rank / spatial shape, weight shape and
-    dtype, target dtype, input dtype, then target values. Returns the checked weight.
+    dtype, target dtype, input dtype, then target values. uint8 targets are accepted only for
+    ``(C,)`` and ``(N, C)`` inputs, as torch. Returns the checked weight.
     """
     if input.ndim < 1:
         raise ValueError(
@@ -229,6 +230,13 @@ def check_class_index_targets(input: np.ndarray, target: np.ndarray, weight,
             "targets must be int64 or uint8)"
         )
     check_floating_input(input, kernel)
+    if input.ndim >= 3 and target.dtype != np.int64:
+        # torch's K-dim kernels (nll_loss2d, and nll_loss_nd through them) take Long only.
+        raise RuntimeError(
+            f"expected scalar type Long but found {torch_dtype_name(target.dtype)} (target dtype "
+            f"{target.dtype.name} is accepted only with (C,) or (N, C) input; input has shape "
+            f"{input.shape})"
+        )
     flat = target.reshape(-1).astype(np.int64)
     bad = (flat != ignore_index) & ((flat < 0) | (flat >= n_classes))
     if bad.any():
@@ -240,6 +248,19 @@ def check_class_index_targets(input: np.ndarray, target: np.ndarray, weight,
             f"ignore_index={ignore_index})"
         )
     return weight
+
+
+def check_uint8_smoothing_gather(target: np.ndarray, weight, label_smoothing: float,
+                                 reduction: str) -> None:
+    """torch's label-smoothing mean with class weights gathers ``weight[target]``, and gather
+    refuses a uint8 index: a RuntimeError torch raises only for that combination (mirrored)."""
+    if (target.dtype == np.uint8 and weight is not None and label_smoothing > 0
+            and reduction == "mean"):
+        raise RuntimeError(
+            "gather(): Expected dtype int32/int64 for index (target dtype uint8 with weight, "
+            f"label_smoothing={label_smoothing!r} and reduction='mean': torch's smoothing "
+            "denominator gathers weight[target] and rejects a uint8 target)"
+        )
 
 
 def check_probability_targets(input: np.ndarray, target: np.ndarray, weight,

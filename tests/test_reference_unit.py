@@ -410,6 +410,16 @@ def test_binary_cross_entropy_with_logits_infinities_mirror_torch():
     assert loss[2] == np.inf
 
 
+def test_uint8_targets_equal_int64_targets_where_torch_accepts_them():
+    rng = np.random.default_rng(5)
+    x, target, weight, _ = class_problem((6, 4), "index", True, rng)
+    target = np.abs(target) % 4
+    for options in ({"weight": weight}, {"label_smoothing": 0.2, "reduction": "sum"}):
+        np.testing.assert_array_equal(R.cross_entropy(x, target.astype(np.uint8), **options),
+                                      R.cross_entropy(x, target, **options))
+    assert R.MIRRORED_TORCH_QUIRKS  # the torch rejections mirrored on purpose are listed
+
+
 def test_results_are_float64_arrays_and_zero_d_for_reductions():
     x = np.array([[0.1, 0.2], [0.3, -0.4]], dtype=np.float32)
     target = np.array([0, 1])
@@ -465,6 +475,12 @@ REJECTED = [
     ("spatial mismatch 4-d", R.nll_loss,
      (np.zeros((2, 3, 5, 6)), np.zeros((2, 4, 6), np.int64)), {}, RuntimeError,
      ["size mismatch", "target shape (2, 4, 6)"]),
+    ("uint8 target with K-dim input", R.nll_loss,
+     (np.zeros((2, 3, 4)), np.zeros((2, 4), np.uint8)), {}, RuntimeError,
+     ["found Byte", "target dtype uint8"]),
+    ("uint8 target, weight, smoothing and mean (torch's gather)", R.cross_entropy,
+     (X, IDX.astype(np.uint8)), {"weight": np.ones(4), "label_smoothing": 0.1}, RuntimeError,
+     ["gather()", "target dtype uint8", "label_smoothing=0.1"]),
     ("2-d index target", R.cross_entropy, (X, np.zeros((3, 2), np.int64)), {}, RuntimeError,
      ["multi-target not supported", "target shape (3, 2)"]),
     ("0-d input nll", R.nll_loss, (np.float64(1.0), np.int64(0)), {}, ValueError,
