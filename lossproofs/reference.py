@@ -651,9 +651,10 @@ def binary_cross_entropy_backward(grad_output, input, target, weight=None,
                                   reduction="mean") -> np.ndarray:
     """∂/∂input of binary_cross_entropy: ``(p − y)/max((1−p)·p, ε)·w·s``; float64.
 
-    ε = float32(1e-12) = 9.999999960041972e-13 as in torch's kernel (not the derivative of the
-    clamped forward: at p = 0 or 1 the result is ±(y or 1−y)·1e12-ish, finite). ``s`` = g (none,
-    input's shape), g (sum) or g/numel (mean). Result has the input's shape.
+    ε = float32(1e-12) = 9.999999960041972e-13 as in torch's kernel. This is not the derivative
+    of the clamped forward: at p = 0 or 1 it is the finite (p − y)/ε (about ∓1e12 for y ≠ p),
+    and 0 where p = y. ``s`` = g (none, input's shape), g (sum) or g/numel (mean). Result has
+    the input's shape.
     """
     plan = _bce_plan(input, target, weight, reduction)
     upstream = _bce_upstream(plan, grad_output)

@@ -364,6 +364,23 @@ def test_softmax_special_values():
     assert R.logsumexp(np.zeros((3, 0)), 1).tolist() == [-inf] * 3
 
 
+def test_loss_gradient_and_hvp_stay_finite_at_extreme_logits():
+    # As optax's tests: logits of ±100 (and ±1000) must not overflow anywhere.
+    x = np.array([[100.0, -100.0, 0.0], [-1000.0, 1000.0, 3.0]])
+    target = np.array([1, 0])
+    direction = np.ones_like(x)
+    for value in (R.cross_entropy(x, target, label_smoothing=0.1),
+                  R.cross_entropy_backward(1.0, x, target, label_smoothing=0.1),
+                  R.cross_entropy_hvp(direction, 1.0, x, target, label_smoothing=0.1),
+                  R.binary_cross_entropy_with_logits(x, np.full_like(x, 0.5)),
+                  R.binary_cross_entropy_with_logits_backward(1.0, x, np.full_like(x, 0.5)),
+                  R.binary_cross_entropy_with_logits_hvp(direction, 1.0, x,
+                                                         np.full_like(x, 0.5))):
+        assert np.isfinite(value).all()
+    # −log softmax at a logit 200 below the maximum is 200 (up to e^−200 ≈ 1e-87).
+    assert float(R.cross_entropy(x[:1], np.array([1]))) == pytest.approx(200.0, rel=1e-15)
+
+
 def test_binary_cross_entropy_by_hand():
     # −(y·log p + (1−y)·log(1−p)): p = y = 1/2 gives log 2; the logs are clamped at −100.
     assert float(R.binary_cross_entropy(np.array([0.5]), np.array([0.5]))) == pytest.approx(
