@@ -15,7 +15,9 @@ order, each run with a different criterion on the logits ``z`` (``(N, 10)``) and
 
 Each step records every run's loss, its distance to the reference's loss (absolute and in
 float32 ULP), and whether the loss, the gradients and the updated parameters are bitwise equal
-to the reference's; each epoch records the largest parameter difference and the test accuracy.
+to the reference's; to tell a formula's own rounding from a drifting trajectory it also records
+the ULP distance of each criterion evaluated on the *reference's* logits ("same input"). Each
+epoch records the largest parameter difference and the test accuracy.
 
 Run ``python -m benchmarks.training_equivalence [--quick] [--epochs N] [--device cpu|cuda]
 [--out DIR] [--mnist DIR] [--overwrite]``; it writes ``results.json``, ``results.md`` and
@@ -333,6 +335,7 @@ def train_lockstep(data: DigitData, config: TrainingConfig, run_names: Sequence[
 
     steps: dict[str, Any] = {"step": [], "epoch": [], "loss": {n: [] for n in run_names},
                              "comparisons": {o: {"loss_abs_diff": [], "loss_ulp": [],
+                                                 "same_input_loss_ulp": [],
                                                  "loss_bitwise": [], "grads_bitwise": [],
                                                  "params_bitwise": []} for o in others}}
     epochs: list[dict[str, Any]] = []
@@ -349,14 +352,16 @@ def train_lockstep(data: DigitData, config: TrainingConfig, run_names: Sequence[
                 break
             index = permutation[start:start + config.batch_size]
             x, y = data.x_train[index], data.y_train[index]
-            losses = {}
+            losses, logits = {}, {}
             for name in run_names:
                 optimizers[name].zero_grad(set_to_none=True)
-                logits = models[name](x)
+                logits[name] = models[name](x)
                 if config.logit_scale != 1.0:
-                    logits = logits * config.logit_scale
-                losses[name] = criteria[name](logits, y)
+                    logits[name] = logits[name] * config.logit_scale
+                losses[name] = criteria[name](logits[name], y)
                 losses[name].backward()
+            with torch.no_grad():  # per-call agreement on the reference's own logits
+                same_input = [criteria[o](logits[reference].detach(), y) for o in others]
             grads = {n: [p.grad for p in models[n].parameters()] for n in run_names}
             grads_equal = {o: _all_bitwise_equal(grads[reference], grads[o]) for o in others}
             losses_equal = {o: _bitwise_equal(losses[reference].detach(), losses[o].detach())
@@ -366,14 +371,16 @@ def train_lockstep(data: DigitData, config: TrainingConfig, run_names: Sequence[
             params_equal = {o: _all_bitwise_equal(list(models[reference].parameters()),
                                                   list(models[o].parameters())) for o in others}
             loss_values = torch.stack([losses[n].detach() for n in run_names]).tolist()
+            same_input_values = torch.stack(same_input).tolist() if others else []
             step += 1
             steps["step"].append(step)
             steps["epoch"].append(epoch)
             for name, value in zip(run_names, loss_values):
                 steps["loss"][name].append(value)
             ref_value = loss_values[0]
-            for o, value in zip(others, loss_values[1:]):
+            for o, value, same in zip(others, loss_values[1:], same_input_values):
                 record = steps["comparisons"][o]
+                record["same_input_loss_ulp"].append(float32_ulp_distance(same, ref_value))
                 record["loss_abs_diff"].append(abs(value - ref_value))
                 record["loss_ulp"].append(float32_ulp_distance(value, ref_value))
                 record["loss_bitwise"].append(losses_equal[o])
@@ -411,6 +418,7 @@ def _summarise(steps: dict[str, Any], epochs: list[dict[str, Any]],
         }
     for other, record in steps["comparisons"].items():
         ulps = [u for u in record["loss_ulp"] if u is not None]
+        same_input_ulps = [u for u in record["same_input_loss_ulp"] if u is not None]
         summary[other].update({
             "steps": len(step_numbers),
             "steps_loss_bitwise": sum(record["loss_bitwise"]),
@@ -421,6 +429,9 @@ def _summarise(steps: dict[str, Any], epochs: list[dict[str, Any]],
             "first_param_divergence_step": first_false(record["params_bitwise"], step_numbers),
             "max_loss_ulp": max(ulps) if ulps else None,
             "median_loss_ulp": float(np.median(ulps)) if ulps else None,
+            "max_same_input_loss_ulp": max(same_input_ulps) if same_input_ulps else None,
+            "median_same_input_loss_ulp": (float(np.median(same_input_ulps))
+                                           if same_input_ulps else None),
             "max_loss_abs_diff": max(record["loss_abs_diff"], default=0.0),
             "final_max_param_abs_diff": epochs[-1]["param_diff"][other]["max_abs"],
             "max_test_accuracy_diff": max(
@@ -473,7 +484,9 @@ def findings(results: dict[str, Any]) -> list[str]:
                 f"{_fmt(s['first_loss_divergence_step'])} and in the parameters at step "
                 f"{_fmt(s['first_param_divergence_step'])}; {s['steps_loss_bitwise']} of "
                 f"{s['steps']} step losses were bitwise equal, the largest loss difference was "
-                f"{_fmt(s['max_loss_ulp'])} ULP ({_fmt(s['max_loss_abs_diff'])} absolute), the "
+                f"{_fmt(s['max_loss_ulp'])} ULP ({_fmt(s['max_loss_abs_diff'])} absolute; on the "
+                f"reference's own logits at most {_fmt(s['max_same_input_loss_ulp'])} ULP, "
+                f"median {_fmt(s['median_same_input_loss_ulp'])}), the "
                 f"final largest parameter difference {_fmt(s['final_max_param_abs_diff'])} and the "
                 f"largest test-accuracy difference over the epochs "
                 f"{_fmt(s['max_test_accuracy_diff'])}.")
@@ -510,21 +523,23 @@ def render_markdown(results: dict[str, Any]) -> str:
         "## Runs",
         "",
         "| run | criterion | final test accuracy | loss bitwise = reference | first differing "
-        "step (loss / grads / params) | max loss ULP | max abs loss diff |",
-        "|---|---|---|---|---|---|---|",
+        "step (loss / grads / params) | max loss ULP | max abs loss diff | max (median) loss "
+        "ULP on the reference's logits |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
         s = results["summary"][name]
         acc = _fmt(s["final_test_accuracy"], ".4f")
         if name == ref:
             out.append(f"| `{name}` (reference) | `{results['runs'][name]}` | {acc} | — | — | — "
-                       "| — |")
+                       "| — | — |")
             continue
         out.append(
             f"| `{name}` | `{results['runs'][name]}` | {acc} | {s['steps_loss_bitwise']}/"
             f"{s['steps']} | {_fmt(s['first_loss_divergence_step'])} / "
             f"{_fmt(s['first_grad_divergence_step'])} / {_fmt(s['first_param_divergence_step'])} "
-            f"| {_fmt(s['max_loss_ulp'])} | {_fmt(s['max_loss_abs_diff'])} |")
+            f"| {_fmt(s['max_loss_ulp'])} | {_fmt(s['max_loss_abs_diff'])} "
+            f"| {_fmt(s['max_same_input_loss_ulp'])} ({_fmt(s['median_same_input_loss_ulp'])}) |")
     others = [n for n in names if n != ref]
     out += ["", "## Per epoch", "",
             "| epoch | steps | " + " | ".join(f"test acc `{n}`" for n in names) + " | "
@@ -573,6 +588,10 @@ def plot_loss_curves(results: dict[str, Any], path: Path) -> bool:
         bottom.plot(steps["step"], ulps, ".", ms=3,
                     label=f"{name} vs {ref}" + (" (bitwise equal at every step)"
                                                 if all_equal else ""))
+        if not all_equal:  # the formula's own rounding, without the trajectory's drift
+            same = [u if u is not None else np.nan for u in record["same_input_loss_ulp"]]
+            bottom.plot(steps["step"], same, "+", ms=3,
+                        label=f"{name} vs {ref}, both on {ref}'s logits")
     bottom.set_yscale("symlog", linthresh=1)
     bottom.set_ylabel("|Δ loss| in float32 ULP")
     bottom.set_xlabel("optimizer step")

@@ -62,6 +62,7 @@ def test_cross_entropy_and_log_softmax_nll_are_bitwise_equal_at_every_step(quick
         first = te.first_false(record[key], results["steps"]["step"])
         assert first is None, f"{run}: {key} first false at step {first}"
     assert set(record["loss_ulp"]) == {0}
+    assert set(record["same_input_loss_ulp"]) == {0}
     assert results["steps"]["loss"][run] == results["steps"]["loss"][te.REFERENCE_RUN]
     for epoch in results["epochs"]:
         assert epoch["param_diff"][run] == {"max_abs": 0.0, "bitwise": True}
@@ -94,6 +95,25 @@ def test_first_recorded_loss_matches_an_independent_replay(quick_run):
     assert results["steps"]["loss"][te.REFERENCE_RUN][0] == expected
 
 
+def test_cross_entropy_is_built_from_the_same_two_autograd_nodes():
+    """Why bitwise holds: cross_entropy (index targets, no smoothing) records the very nodes
+    LogSoftmax + NLLLoss record. If torch ever fuses it into one kernel this fails first, and
+    the bitwise claim must be re-measured (a fused kernel may round differently)."""
+    z = torch.randn(4, 10, requires_grad=True)
+    t = torch.tensor([0, 3, 9, 1])
+
+    def chain(loss):
+        node, names = loss.grad_fn, []
+        while node is not None and node.next_functions:
+            names.append(type(node).__name__)
+            node = node.next_functions[0][0]
+        return names
+
+    composed = torch.nn.NLLLoss()(torch.nn.LogSoftmax(dim=1)(z), t)
+    assert chain(torch.nn.CrossEntropyLoss()(z, t)) == chain(composed)
+    assert chain(composed) == ["NllLossBackward0", "LogSoftmaxBackward0"]
+
+
 # ---------------------------------------------------------------------------------------------
 # The harness can fail: a difference of one rounding is seen at once
 
@@ -118,6 +138,7 @@ def test_a_one_ulp_perturbation_is_reported_at_step_one(monkeypatch):
     assert summary["first_grad_divergence_step"] == 1
     assert summary["first_param_divergence_step"] == 1
     assert result["steps"]["comparisons"]["perturbed"]["loss_ulp"][0] == 1
+    assert result["steps"]["comparisons"]["perturbed"]["same_input_loss_ulp"][0] == 1
     assert result["epochs"][-1]["param_diff"]["perturbed"]["max_abs"] > 0
 
 
