@@ -250,19 +250,6 @@ def check_class_index_targets(input: np.ndarray, target: np.ndarray, weight,
     return weight
 
 
-def check_uint8_smoothing_gather(target: np.ndarray, weight, label_smoothing: float,
-                                 reduction: str) -> None:
-    """torch's label-smoothing mean with class weights gathers ``weight[target]``, and gather
-    refuses a uint8 index: a RuntimeError torch raises only for that combination (mirrored)."""
-    if (target.dtype == np.uint8 and weight is not None and label_smoothing > 0
-            and reduction == "mean"):
-        raise RuntimeError(
-            "gather(): Expected dtype int32/int64 for index (target dtype uint8 with weight, "
-            f"label_smoothing={label_smoothing!r} and reduction='mean': torch's smoothing "
-            "denominator gathers weight[target] and rejects a uint8 target)"
-        )
-
-
 def check_probability_targets(input: np.ndarray, target: np.ndarray, weight,
                               ignore_index: int) -> np.ndarray | None:
     """Checks for class-probability targets (``target.shape == input.shape``).

@@ -74,12 +74,6 @@ DELIBERATE_DIVERGENCES: dict[str, dict[str, str]] = {
 Tests look up this table to record torch's behaviour as a strict xfail rather than a pass."""
 
 MIRRORED_TORCH_QUIRKS: dict[str, dict[str, str]] = {
-    "cross_entropy.uint8_target_with_smoothing": {
-        "inputs": "uint8 class-index target, weight given, label_smoothing > 0, reduction='mean'",
-        "torch": "RuntimeError: gather(): Expected dtype int32/int64 for index (uint8 targets "
-                 "are accepted everywhere else with (C,) or (N, C) input)",
-        "reference": "the same RuntimeError",
-    },
     "nll_loss.uint8_target_k_dim": {
         "inputs": "uint8 class-index target with an (N, C, d1..dk) input",
         "torch": "RuntimeError: expected scalar type Long but found Byte",
@@ -260,7 +254,6 @@ def _cross_entropy_plan(input, target, weight, ignore_index, reduction, label_sm
         v.check_cross_entropy_input_rank(x)
         v.check_floating_input(x, "log_softmax_lastdim_kernel_impl")
         weight = v.check_class_index_targets(x, t, weight, ignore_index, "nll_loss_out_frame")
-        v.check_uint8_smoothing_gather(t, weight, label_smoothing, reduction)
     rows, loss_shape = _to_rows(x.astype(np.float64))
     n_classes = rows.shape[1]
     plan.update(rows=rows, loss_shape=loss_shape, n_classes=n_classes,
