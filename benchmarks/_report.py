@@ -38,7 +38,7 @@ def format_bytes(n: float | None) -> str:
 def machine_line(env: dict[str, Any]) -> str:
     """One line naming the machine, for the caption above every table and plot."""
     parts = [env.get("gpu_name") or None, env.get("cpu_model"),
-             f"{env.get('torch_num_threads')} threads", f"torch {env.get('torch')}",
+             f"{env.get('torch_num_threads')} thread(s)", f"torch {env.get('torch')}",
              f"commit {str(env.get('git_commit', 'unknown'))[:12]}"]
     return " · ".join(str(p) for p in parts if p)
 
@@ -138,7 +138,7 @@ def markdown(payload: dict[str, Any]) -> str:
         "",
         environment_markdown(env),
         "",
-        f"Run: {'quick' if cfg.get('quick') else 'full'} grid, {cfg.get('threads')} threads, "
+        f"Run: {'quick' if cfg.get('quick') else 'full'} grid, {cfg.get('threads')} thread(s), "
         f"torch.compile {'on' if cfg.get('compile') else 'off'}"
         f" ({cfg.get('compile_backend')}). "
         + ("Complete." if payload.get("complete") else
@@ -154,7 +154,8 @@ def markdown(payload: dict[str, Any]) -> str:
     out += ["## Method", "", METHOD_TEXT]
     groups = _unique((r["targets"], r["dtype"]) for r in records)
     for title, what in (("Time per call: median (IQR)", "time"),
-                        ("Fraction of the measured bandwidth (achieved GB/s)", "roofline"),
+                        ("Roofline: fraction of the measured bandwidth (achieved GB/s)",
+                         "roofline"),
                         ("Peak memory: multiple of the logits' size (bytes)", "memory")):
         out += [f"## {title}", ""]
         for targets, dtype in groups:
@@ -162,7 +163,8 @@ def markdown(payload: dict[str, Any]) -> str:
                 sel = [r for r in records if (r["targets"], r["dtype"], r["pass"])
                        == (targets, dtype, pass_)]
                 if sel:
-                    out += [f"### {targets} targets, {dtype}, {pass_}", ""]
+                    out += [f"### {title.split(':')[0]}: {targets} targets, {dtype}, {pass_}",
+                            ""]
                     out += _table(sel, what, caption)
     out += ["## Paired ratios with 95 % intervals", ""]
     for targets, dtype in groups:

@@ -1,7 +1,7 @@
 """Tests of the benchmark code (benchmarks/cross_entropy.py and its helpers), never of speed.
 
 One quick run (the real ``--quick`` grid, with torch.compile's ``eager`` backend so the compile
-path runs without inductor's compile time) is shared by the schema, Markdown and plot tests.
+path runs without inductor's compile time) feeds the schema, Markdown, plot and refusal checks.
 """
 
 from __future__ import annotations
@@ -40,16 +40,26 @@ RECORD_KEYS = {"variant", "device", "dtype", "N", "C", "pass", "median_s", "iqr_
 ENV_KEYS = {"torch", "numpy", "cpu_model", "torch_num_threads", "gpu_name", "git_commit"}
 
 
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench") / "quick"
+def test_quick_run_end_to_end(tmp_path, capsys):
+    """The real ``--quick`` grid, run once (one test, so pytest-xdist runs it on one worker),
+    then every check of its output."""
+    out = tmp_path / "quick"
     rc = bench.main(["--quick", "--threads", "1", "--compile-backend", "eager",
                      "--no-progress", "--out", str(out)])
     assert rc == 0
-    return out, json.loads((out / "results.json").read_text(encoding="utf-8"))
+    run = out, json.loads((out / "results.json").read_text(encoding="utf-8"))
+    _check_quick_run_completes_with_every_case(run)
+    _check_json_schema_and_environment(run)
+    _check_every_measurable_variant_was_measured(run)
+    _check_ratios_positive_finite_and_bracketed(run)
+    _check_markdown_has_machine_caption_above_every_table(run)
+    _check_plots_are_png_files(run)
+    capsys.readouterr()
+    _check_second_run_to_same_out_refuses(run, capsys)
+    _check_render_from_json_refuses_then_overwrites(run, tmp_path, capsys)
 
 
-def test_quick_run_completes_with_every_case(quick_run):
+def _check_quick_run_completes_with_every_case(quick_run):
     _, payload = quick_run
     assert payload["complete"] is True
     assert payload["schema"] == bench.SCHEMA
@@ -63,7 +73,7 @@ def test_quick_run_completes_with_every_case(quick_run):
         assert names == set(VARIANTS)
 
 
-def test_json_schema_and_environment(quick_run):
+def _check_json_schema_and_environment(quick_run):
     _, payload = quick_run
     assert ENV_KEYS <= set(payload["environment"])
     assert payload["environment"]["torch_num_threads"] == 1 == payload["config"]["threads"]
@@ -83,7 +93,7 @@ def test_json_schema_and_environment(quick_run):
         assert rec["agrees"] is True, rec
 
 
-def test_every_measurable_variant_was_measured(quick_run):
+def _check_every_measurable_variant_was_measured(quick_run):
     _, payload = quick_run
     ok = {(r["variant"], r["pass"]) for r in payload["records"] if r["status"] == "ok"}
     for name in (*[v for v, k in VARIANTS.items() if k in {"fused", "composed", "naive"}],
@@ -95,7 +105,7 @@ def test_every_measurable_variant_was_measured(quick_run):
     assert "NumPy has no bfloat16" in reasons
 
 
-def test_ratios_positive_finite_and_bracketed(quick_run):
+def _check_ratios_positive_finite_and_bracketed(quick_run):
     _, payload = quick_run
     assert payload["ratios"]
     pairs = {(r["N"], r["C"], r["targets"], r["dtype"], r["pass"])
@@ -109,7 +119,7 @@ def test_ratios_positive_finite_and_bracketed(quick_run):
         assert r["pairs"] >= 2
 
 
-def test_markdown_has_machine_caption_above_every_table(quick_run):
+def _check_markdown_has_machine_caption_above_every_table(quick_run):
     out, payload = quick_run
     text = (out / "results.md").read_text(encoding="utf-8")
     lines = text.splitlines()
@@ -120,7 +130,7 @@ def test_markdown_has_machine_caption_above_every_table(quick_run):
         assert lines[i - 2].startswith("_Machine: "), lines[i - 2]
         assert payload["environment"]["cpu_model"] in lines[i - 2]
     for heading in ("## Time per call", "## Paired ratios", "## Peak memory",
-                    "## Fraction of the measured bandwidth", "## Plots"):
+                    "## Roofline: fraction of the measured bandwidth", "## Plots"):
         assert heading in text
     assert f"`{payload['environment']['torch']}`" in text
     assert text == _report.markdown(payload) + "\n## Plots\n\n" + "\n".join(
@@ -132,7 +142,7 @@ def _png_order(path: Path) -> tuple[str, str]:
     return rest, {"time": "0", "ratio": "1"}[kind]
 
 
-def test_plots_are_png_files(quick_run):
+def _check_plots_are_png_files(quick_run):
     out, _ = quick_run
     pngs = sorted(out.glob("*.png"))
     assert {p.name for p in pngs} == {"time_vs_C_cpu_float32.png", "ratio_vs_C_cpu_float32.png"}
@@ -140,7 +150,7 @@ def test_plots_are_png_files(quick_run):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_second_run_to_same_out_refuses(quick_run, capsys):
+def _check_second_run_to_same_out_refuses(quick_run, capsys):
     out, _ = quick_run
     before = (out / "results.json").read_bytes()
     rc = bench.main(["--quick", "--no-compile", "--no-progress", "--out", str(out)])
@@ -149,7 +159,7 @@ def test_second_run_to_same_out_refuses(quick_run, capsys):
     assert (out / "results.json").read_bytes() == before
 
 
-def test_render_from_json_refuses_then_overwrites(quick_run, tmp_path, capsys):
+def _check_render_from_json_refuses_then_overwrites(quick_run, tmp_path, capsys):
     out, _ = quick_run
     target = tmp_path / "rendered"
     args = ["--render", str(out / "results.json"), "--out", str(target)]
