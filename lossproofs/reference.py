@@ -126,8 +126,13 @@ def _log_sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    # σ(x) = exp(log σ(x)): accurate in both tails (1/(1+exp(−x)) would overflow for x ≪ 0).
-    return np.exp(_log_sigmoid(x))
+    # σ(x) = 1/(1 + e^−x) for x ≥ 0 and e^x/(1 + e^x) for x < 0: the exponent is never
+    # positive, so nothing overflows, and each branch has O(1) relative error in its tail
+    # (exp(log σ(x)) would amplify the rounding of log σ(x) by |log σ(x)|).
+    x = np.asarray(x, dtype=np.float64)
+    e = np.exp(-np.abs(x))  # in (0, 1]
+    with np.errstate(invalid="ignore"):
+        return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 def _to_rows(x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:

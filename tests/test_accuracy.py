@@ -80,8 +80,6 @@ def _make_property(function: str):
                 f"exact answer (bound {bound}) on {problem!r}")
         if problem["dtype"] == "float64":
             fwd, grad = accuracy.implementations(function)["reference (NumPy float64)"](problem)
-            if function == "binary_cross_entropy_with_logits":
-                grad = None  # test_reference_sigmoid_is_accurate (strict xfail) pins this one
             assert not _violations(problem, (fwd, grad)), f"reference off on {problem!r}"
 
     for spec in accuracy.PINNED:
@@ -237,12 +235,8 @@ def test_sigmoid_gradient_keeps_subnormal_results(impl):
         "binary_cross_entropy_with_logits", "float64", "gradient")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "lossproofs.reference computes σ(x) as exp(logsigmoid(x)), which multiplies the rounding "
-    "error of logsigmoid(x) by |logsigmoid(x)|: its BCE-with-logits gradient is 6 ulps off at "
-    "x = −10 and ~350 at x = −700 (exp(x)/(1 + exp(x)) for x < 0 has no such growth); "
-    "reported to the reference's owner"))
 def test_reference_sigmoid_is_accurate():
+    """Regression: σ(x) was exp(logsigmoid(x)), 6 ulps off at x = −10 and ~350 at x = −700."""
     problem = {"function": "binary_cross_entropy_with_logits", "dtype": "float64",
                "input": np.array([-10.0, -700.0]), "target": np.array([0.0, 0.0]),
                "kwargs": {"reduction": "none"}, "grad": np.array([1.0, 1.0])}
