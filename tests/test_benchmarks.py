@@ -318,6 +318,17 @@ def test_paired_ratio_interval_matches_textbook_t_interval():
     assert r.high == pytest.approx(math.exp(mean + t975_df11 * sd / math.sqrt(12)))
 
 
+def test_t_quantile_fallback_without_scipy(monkeypatch):
+    from benchmarks._timing import t_quantile
+
+    with_scipy = [t_quantile(0.975, df) for df in (1, 5, 14, 20, 25, 60)]
+    monkeypatch.setitem(sys.modules, "scipy", None)  # as on a machine without scipy
+    without = [t_quantile(0.975, df) for df in (1, 5, 14, 20, 25, 60)]
+    assert without == pytest.approx(with_scipy, rel=1e-4)
+    with pytest.raises(ValueError, match="probability"):
+        t_quantile(0.95, 5)
+
+
 def test_paired_ratio_rejects_bad_series():
     with pytest.raises(ValueError, match="blocks"):
         paired_ratio([1.0, 2.0], [1.0])
