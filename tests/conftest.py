@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 from lossproofs.targets import get_target
 
@@ -22,6 +22,14 @@ settings.register_profile(
 )
 settings.register_profile(
     "thorough", max_examples=2000, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+# The teeth test (tests/test_teeth.py) runs subsets of the suite against deliberately broken
+# implementations: derandomized so its verdict is reproducible, no shrinking (a failure is all
+# it needs to know), the ci profile's example count.
+settings.register_profile(
+    "teeth", max_examples=100, deadline=None, derandomize=True, database=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 settings.load_profile(

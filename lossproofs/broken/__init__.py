@@ -1,0 +1,148 @@
+"""Deliberately broken implementations: the evidence that the suite has teeth.
+
+Each module here is a user module (``--target module:lossproofs.broken.<name>``) that takes
+torch's functions and redefines ONE of them with a realistic bug a kernel author could make:
+an unstable formulation, a wrong reduction denominator, a wrong gradient behind a correct
+forward, a smoothing term applied to the wrong elements, a missing bounds check. The module's
+docstring says what the bug is, which real bug report it is modelled on, and which tests
+should catch it.
+
+:data:`CATALOGUE` is the same information as data. ``tests/test_teeth.py`` runs the relevant
+part of the suite against every entry (through :mod:`lossproofs.broken.teeth`) and asserts that
+the suite fails, in the tests listed in ``catchers``, with the suite's own assertion rather
+than an import error or a crash; ``python -m lossproofs report --teeth`` writes the same run
+as a table (docs/conformance/teeth.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Test files a teeth run draws from; the ``keyword`` of each entry's function narrows them.
+FAST_FILES = ("tests/test_forward.py", "tests/test_gradients.py",
+              "tests/test_special_values.py", "tests/test_errors.py",
+              "tests/test_identities.py")
+ACCURACY_FILES = ("tests/test_accuracy.py",)
+
+# pytest -k expressions selecting the tests of one function (names overlap: cross_entropy is
+# part of binary_cross_entropy, softmax of log_softmax).
+FUNCTION_KEYWORDS = {
+    "softmax": "(softmax and not log_softmax)",
+    "log_softmax": "log_softmax",
+    "nll_loss": "nll_loss",
+    "cross_entropy": "(cross_entropy and not binary_cross_entropy)",
+    "binary_cross_entropy": "(binary_cross_entropy and not with_logits)",
+    "binary_cross_entropy_with_logits": "binary_cross_entropy_with_logits",
+}
+
+# Not run against broken modules, which model torch-compatible kernels: these tests ask for
+# the mathematical value where torch itself differs (special_cases.DIVERGENCES), for errors
+# torch does not raise (error_cases.SILENTLY_ACCEPTED), or pin torch's own bugs
+# (known_issues); the test_reference_* tests do not use the target at all.
+EXCLUDED_KEYWORDS = ("test_reference", "diverges", "torch_accepts", "known_torch_issue")
+
+
+@dataclass(frozen=True)
+class BrokenImplementation:
+    """One broken module: ``function`` is the one it breaks; ``catchers`` are fnmatch patterns
+    of test ids (``file::test[params]``), each of which must match at least one failing test."""
+
+    module: str
+    function: str
+    bug: str
+    modelled_on: tuple[str, ...]
+    catchers: tuple[str, ...]
+    accuracy: bool = False  # also run the (slower, mpmath) accuracy properties
+
+    @property
+    def target(self) -> str:
+        return f"module:lossproofs.broken.{self.module}"
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return FAST_FILES + (ACCURACY_FILES if self.accuracy else ())
+
+    @property
+    def keyword(self) -> str:
+        excluded = " and ".join(f"not {k}" for k in EXCLUDED_KEYWORDS)
+        return f"{FUNCTION_KEYWORDS[self.function]} and {excluded}"
+
+
+_GH = "https://github.com/"
+_FWD = "tests/test_forward.py::test_forward_matches_reference[{}-*]"
+_GRAD = "tests/test_gradients.py::test_input_gradient_matches_closed_form[{}-*]"
+_TGRAD = "tests/test_gradients.py::test_target_gradient_matches_closed_form[{}-*]"
+_SPECIAL = "tests/test_special_values.py::test_implementation_special_value[{}-{}]"
+_ERROR = "tests/test_errors.py::test_implementation_rejects[{}-{}]"
+
+CATALOGUE: tuple[BrokenImplementation, ...] = (
+    BrokenImplementation(
+        "unshifted_softmax", "softmax", "exp(x)/Σexp(x) without subtracting the row max",
+        (_GH + "uTensor/uTensor/issues/175", _GH + "dotnet/machinelearning/issues/3648"),
+        ("tests/test_accuracy.py::test_softmax_is_within_its_ulp_bound_on_extreme_inputs",
+         _SPECIAL.format("softmax", "+inf logit")), accuracy=True),
+    BrokenImplementation(
+        "log_of_softmax", "log_softmax", "log(softmax(x)): the log of an underflowed probability",
+        (_GH + "deeplearning4j/nd4j/issues/2822", _GH + "tracel-ai/burn/issues/315"),
+        ("tests/test_accuracy.py::test_log_softmax_is_within_its_ulp_bound_on_extreme_inputs",),
+        accuracy=True),
+    BrokenImplementation(
+        "ce_mean_over_count", "cross_entropy",
+        "mean divides by the number of targets, not Σ w[t] over the kept targets",
+        (_GH + "eladhoffer/utils.pytorch/issues/4", _GH + "EleutherAI/bergson/pull/344"),
+        (_FWD.format("cross_entropy"),)),
+    BrokenImplementation(
+        "ce_smoothing_counts_ignored", "cross_entropy",
+        "label-smoothing term not masked at ignore_index",
+        (_GH + "pytorch/pytorch/issues/73205", _GH + "linkedin/Liger-Kernel/pull/198"),
+        (_FWD.format("cross_entropy"),
+         _SPECIAL.format("cross_entropy", "all targets ignored, none"))),
+    BrokenImplementation(
+        "ce_smoothing_unweighted", "cross_entropy",
+        "label-smoothing term not weighted by the class weights w_c",
+        (_GH + "linkedin/Liger-Kernel/pull/420", _GH + "pytorch/pytorch/issues/69339"),
+        (_FWD.format("cross_entropy"),)),
+    BrokenImplementation(
+        "ce_smoothing_other_classes", "cross_entropy",
+        "smoothing mass ε/(C−1) on the other classes instead of ε/C on all",
+        (_GH + "k2-fsa/icefall/issues/107", _GH + "pytorch/pytorch/issues/7455"),
+        (_FWD.format("cross_entropy"),
+         "tests/test_identities.py::test_label_smoothing_is_cross_entropy_on_smoothed_targets")),
+    BrokenImplementation(
+        "ce_backward_unscaled", "cross_entropy",
+        "correct forward; backward misses the 1/Σw[t] of reduction='mean'",
+        (_GH + "linkedin/Liger-Kernel/pull/140", _GH + "linkedin/Liger-Kernel/pull/230"),
+        (_GRAD.format("cross_entropy"),
+         "tests/test_identities.py::test_cross_entropy_gradient_is_softmax_minus_one_hot")),
+    BrokenImplementation(
+        "ce_backward_ignores_grad_output", "cross_entropy",
+        "correct forward; backward uses grad_output[0] for every element",
+        (_GH + "linkedin/Liger-Kernel/issues/968", _GH + "linkedin/Liger-Kernel/pull/1298"),
+        (_GRAD.format("cross_entropy"),)),
+    BrokenImplementation(
+        "bce_unclamped", "binary_cross_entropy",
+        "log p and log(1−p) not clamped at −100: inf/NaN at p = 0 or 1",
+        (_GH + "kuangliu/pytorch-retinanet/issues/17", _GH + "pytorch/pytorch/issues/751"),
+        (_FWD.format("binary_cross_entropy"),
+         _SPECIAL.format("binary_cross_entropy", "p at 0 and 1, log clamped at -100"))),
+    BrokenImplementation(
+        "bce_with_logits_of_sigmoid", "binary_cross_entropy_with_logits",
+        "BCE of sigmoid(x): log(1 − σ(x)) cancels, then is log 0",
+        (_GH + "pytorch/pytorch/issues/751", _GH + "pytorch/pytorch/pull/2221"),
+        (_FWD.format("binary_cross_entropy_with_logits"),
+         _SPECIAL.format("binary_cross_entropy_with_logits", "saturated logits, finite"))),
+    BrokenImplementation(
+        "bce_with_logits_thresholded_pos_weight", "binary_cross_entropy_with_logits",
+        "pos_weight multiplies the whole loss where target > 0.5 (wrong for soft targets)",
+        (_GH + "pytorch/pytorch/issues/82496", _GH + "pytorch/pytorch/issues/65702"),
+        (_FWD.format("binary_cross_entropy_with_logits"),
+         _TGRAD.format("binary_cross_entropy_with_logits"))),
+    BrokenImplementation(
+        "nll_clamps_targets", "nll_loss",
+        "out-of-range class indices clamped into [0, C) instead of raising",
+        (_GH + "pytorch/pytorch/issues/5296", _GH + "tensorflow/tensorflow/issues/3739"),
+        (_ERROR.format("nll_loss", "target out of bounds"),
+         _ERROR.format("nll_loss", "negative target that is not ignore_index"))),
+)
+
+BY_MODULE = {b.module: b for b in CATALOGUE}

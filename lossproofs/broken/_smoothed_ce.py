@@ -1,0 +1,53 @@
+"""A hand-written label-smoothed cross entropy for class-index targets, with switches for the
+three smoothing bugs of :mod:`ce_smoothing_counts_ignored`, :mod:`ce_smoothing_unweighted` and
+:mod:`ce_smoothing_other_classes`. Without a switch it computes torch's formula:
+
+``ℓ_i = (1−ε)·w[t_i]·(−lp[i, t_i]) + (ε/C)·Σ_c w_c·(−lp[i, c])``, 0 where ``t_i`` is ignored;
+``mean`` divides by ``Σ_i m_i·w[t_i]``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from lossproofs.broken._common import (
+    check_label_smoothing,
+    check_reduction,
+    class_dim,
+    class_weights,
+    is_index_target,
+    long_target,
+    reduce,
+    target_weights,
+    torch_cross_entropy,
+)
+
+
+def smoothed_cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
+                           label_smoothing=0.0, *, mask_ignored=True, weight_smoothing=True,
+                           other_classes_only=False):
+    check_reduction(reduction)
+    check_label_smoothing(label_smoothing)
+    if not (label_smoothing > 0 and is_index_target(input, target)):
+        return torch_cross_entropy(input, target, weight, ignore_index, reduction,
+                                   label_smoothing)
+    eps = label_smoothing
+    target = long_target(target, input)
+    cd = class_dim(input)
+    c = input.shape[cd]
+    lp = F.log_softmax(input, cd)
+    # nll_loss validates the targets (bounds, shapes) and gives w[t]·(−lp_t), 0 where ignored.
+    nll = F.nll_loss(lp, target, weight, ignore_index=ignore_index, reduction="none")
+    w = class_weights(input, weight) if weight_smoothing else 1.0
+    smooth = -(lp * w).sum(cd)
+    kept, kept_weight = target_weights(input, target, weight, ignore_index)
+    if mask_ignored:
+        smooth = torch.where(kept, smooth, torch.zeros_like(smooth))
+    if other_classes_only:
+        # ε/(C−1) on every class but the target: Σ_{c≠t} = Σ_c − the target's own term
+        # (C = 1 guarded: that class is the target, and its log-probability is 0 anyway).
+        loss = (1 - eps) * nll + eps / max(c - 1, 1) * (smooth - nll)
+    else:
+        loss = (1 - eps) * nll + eps / c * smooth
+    return reduce(loss, reduction, kept_weight.sum())

@@ -1,0 +1,35 @@
+"""binary_cross_entropy_with_logits computed as BCE of ``sigmoid(x)``.
+
+Bug: ``ℓ = −(pw·y·log σ(x) + (1−y)·log(1 − σ(x)))``: ``σ(x)`` rounds to exactly 1 for
+``x ≳ 17`` in float32 (37 in float64), so ``log(1 − σ)`` is −inf and the loss +inf (or NaN)
+where the exact loss is about ``x``; well before that, ``1 − σ(x)`` cancels and loses digits.
+torch uses ``(1−y)·x − lw·logsigmoid(x)`` with a stable logsigmoid.
+Modelled on: pytorch/pytorch#751 (the request that created BCEWithLogitsLoss: sigmoid + BCE
+overflows in GAN training) and pytorch/pytorch#2221 (a sign slip in the logsumexp of the first
+BCEWithLogits gave inf for input −100).
+Should be caught by: the forward property for binary_cross_entropy_with_logits (logits up to
+±20) and the special value "saturated logits, finite".
+"""
+
+import torch
+
+from lossproofs.broken._common import check_bce_shapes, check_reduction, reduce
+from lossproofs.broken._torch import *  # noqa: F403  (torch for every other function)
+
+__version__ = "broken"
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
+                                     pos_weight=None):
+    check_reduction(reduction)
+    if target.shape != input.shape:
+        raise ValueError(f"Target size ({target.shape}) must be the same as input size "
+                         f"({input.shape})")
+    check_bce_shapes(input, target, weight)
+    check_bce_shapes(input, target, pos_weight)
+    p = torch.sigmoid(input)
+    pw = 1.0 if pos_weight is None else pos_weight
+    loss = -(pw * target * torch.log(p) + (1 - target) * torch.log(1 - p))  # BUG: unstable
+    if weight is not None:
+        loss = loss * weight
+    return reduce(loss, reduction)

@@ -1,0 +1,37 @@
+"""binary_cross_entropy_with_logits that applies ``pos_weight`` by thresholding the target.
+
+Bug: the positive-class weight multiplies the whole element loss where ``target > 0.5``
+(``torch.where(target > 0.5, pos_weight, 1)``), as if targets were hard 0/1 labels. torch
+weights only the positive term: ``ℓ = −(pw·y·log σ(x) + (1−y)·log σ(−x))``, so with soft
+targets (label smoothing, distillation, mixup) the two differ, in value and in the gradient
+with respect to the target. The loss itself uses the stable logsigmoid form.
+Modelled on: the pos_weight semantics questions in pytorch/pytorch#82496 and #65702 (what
+``pos_weight`` multiplies and how it broadcasts), implemented the hard-label way.
+Should be caught by: the forward property and the target-gradient property for
+binary_cross_entropy_with_logits (soft targets with pos_weight).
+"""
+
+import torch
+import torch.nn.functional as F
+
+from lossproofs.broken._common import check_bce_shapes, check_reduction, reduce
+from lossproofs.broken._torch import *  # noqa: F403  (torch for every other function)
+
+__version__ = "broken"
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
+                                     pos_weight=None):
+    check_reduction(reduction)
+    if target.shape != input.shape:
+        raise ValueError(f"Target size ({target.shape}) must be the same as input size "
+                         f"({input.shape})")
+    check_bce_shapes(input, target, weight)
+    check_bce_shapes(input, target, pos_weight)
+    # −(y·log σ(x) + (1 − y)·log σ(−x)), both logs by the stable F.logsigmoid
+    loss = -(target * F.logsigmoid(input) + (1 - target) * F.logsigmoid(-input))
+    if pos_weight is not None:
+        loss = loss * torch.where(target > 0.5, pos_weight, torch.ones_like(pos_weight))  # BUG
+    if weight is not None:
+        loss = loss * weight
+    return reduce(loss, reduction)
