@@ -11,7 +11,8 @@ Every value is computed in float64 from the inputs as given and rounded once to 
 dtype, so this module is *more* accurate than torch in float32 and below; it also gives the
 mathematical answer where torch does not (see ``lossproofs.special_cases.DIVERGENCES``) and
 rejects what torch silently accepts (negative label smoothing). It is slow and has no double
-backward: an example of the interface, not a kernel.
+backward (declared in ``UNSUPPORTED_CHECKS``, so the second-order tests skip with that reason):
+an example of the interface, not a kernel.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ from lossproofs import reference
 
 __version__ = "1.0"
 DEVICE = "cpu"
+# Checks this module declares it cannot run (the suite skips them, printing the reason).
+UNSUPPORTED_CHECKS = {
+    "second order": "the backward is the NumPy reference's closed form, which autograd cannot "
+                    "differentiate again (no double backward)",
+}
 
 _TENSOR_KWARGS = ("weight", "pos_weight")
 

@@ -43,6 +43,29 @@ def pytest_addoption(parser):
              "module:package.module (env LOSSPROOFS_TARGET)")
 
 
+def pytest_configure(config):
+    # Resolve the target before collection: a bad --target (or cuda without a GPU) is one usage
+    # error up front, not an error in every test that uses the `impl` fixture.
+    _target(config)
+
+
+# Whole test files a target may declare it cannot run, by check name, through Target.notes (a
+# user module's UNSUPPORTED_CHECKS dict): their tests that use the target are skipped with the
+# stated reason. E.g. a backward written outside autograd has no double backward.
+OPTIONAL_CHECKS = {"second order": "test_second_order.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    target = _target(config)
+    for check, filename in OPTIONAL_CHECKS.items():
+        reason = target.unsupported(check)
+        if not reason:
+            continue
+        for item in items:
+            if item.path.name == filename and "impl" in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.skip(reason=f"{target.name}: {reason}"))
+
+
 def pytest_report_header(config):
     target = _target(config)
     profile = settings._current_profile  # hypothesis exposes no public getter
