@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Every CUDA check of the project in one prepared run, for a machine with a GPU:
+#   1. the GPU benchmark grid (alone on the card, so nothing else disturbs its timings),
+#   2. the training-equivalence experiment on CUDA,
+#   3. the property suite against the `cuda` target,
+#   4. the conformance report for the `cuda` target.
+# Everything lands in one archive, $OUT/gpu_results.tar.gz, plus a log and a summary.
+#
+# Usage (from the repository root; no install needed):  OUT=/some/dir bash scripts/gpu_checks.sh
+# Time limits per step keep the whole run under about 8 minutes.
+set -u
+OUT=${OUT:-results/gpu}
+WORK=$(mktemp -d)
+mkdir -p "$OUT"
+export PYTHONPATH=. PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+log() { echo "[$(date -u +%H:%M:%S)] $*"; }
+
+{
+  log "machine"
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv
+  python3 -c "import torch, sys; print('python', sys.version.split()[0], '| torch', torch.__version__, '| cuda', torch.version.cuda, '|', torch.cuda.get_device_name(0))"
+  git rev-parse HEAD 2>/dev/null || echo "(no git here)"
+
+  log "1/4 benchmark grid"
+  timeout "${BENCH_S:-250}" python3 -m benchmarks.cross_entropy --device cuda --no-progress \
+    --out "$WORK/benchmarks_cuda"; echo "benchmark exit $?"
+
+  log "2/4 training equivalence"
+  timeout "${TRAIN_S:-60}" python3 -m benchmarks.training_equivalence --device cuda \
+    --out "$WORK/training_equivalence_cuda"; echo "training exit $?"
+
+  log "3/4 property suite, target cuda"
+  LOSSPROOFS_PROFILE=${PROFILE:-ci} timeout "${SUITE_S:-120}" python3 -m pytest -q -n 8 \
+    -p no:cacheprovider --target cuda -rfEX --junitxml="$WORK/pytest_cuda.xml" \
+    tests/test_forward.py tests/test_gradients.py tests/test_second_order.py \
+    tests/test_identities.py tests/test_errors.py tests/test_special_values.py \
+    tests/test_seed.py tests/test_known_issues.py 2>&1 | tee "$WORK/pytest_cuda.log" | tail -60
+  echo "suite exit ${PIPESTATUS[0]}"
+
+  log "4/4 conformance report, target cuda"
+  timeout "${REPORT_S:-50}" python3 -m lossproofs report --target cuda --quick \
+    --out "$WORK/conformance_cuda"; echo "report exit $?"
+  log "done"
+} 2>&1 | tee "$WORK/gpu_checks.log"
+
+tar czf "$OUT/gpu_results.tar.gz" -C "$WORK" .
+cp "$WORK/gpu_checks.log" "$OUT/gpu_checks.log"
+ls -la "$OUT"
