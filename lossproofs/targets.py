@@ -120,7 +120,9 @@ def torch_compiled() -> Target:
     base = torch_functional()
     fns = {name: torch.compile(fn, dynamic=True) for name, fn in base.functions.items()}
     return Target("compile", fns, description="torch.compile(torch.nn.functional.*) on CPU",
-                  version=f"torch {torch.__version__} (inductor)")
+                  version=f"torch {torch.__version__} (inductor)",
+                  notes={"second order": "torch.compile raises 'torch.compile with aot_autograd "
+                                         "does not currently support double backward'"})
 
 
 # Checks that cannot run on CUDA: an out-of-range class index there is a device-side assert,
