@@ -34,8 +34,12 @@ def cpu_model() -> str:
 def git_commit() -> str:
     """HEAD of the checkout this package runs from, with ``-dirty`` if it has local changes.
 
-    ``unknown`` outside a git checkout (an installed wheel, say).
+    ``unknown`` outside a git checkout (an installed wheel, say). A copy of the tree without
+    its ``.git`` (a GPU machine the tree was shipped to) can name its commit in the
+    ``LOSSPROOFS_GIT_COMMIT`` environment variable.
     """
+    if os.environ.get("LOSSPROOFS_GIT_COMMIT"):
+        return os.environ["LOSSPROOFS_GIT_COMMIT"]
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=_REPO_ROOT, capture_output=True, text=True,

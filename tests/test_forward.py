@@ -7,13 +7,12 @@ inputs as rounded to the dtype, so the bound measures only the implementation's 
 """
 
 import pytest
-from _support import require
-from hypothesis import assume, given
+from _support import require, skip_known_issues
+from hypothesis import given
 from hypothesis import strategies as st
 
 from lossproofs import checks
 from lossproofs.cases import DTYPES
-from lossproofs.known_issues import known_issue
 from lossproofs.specs import FUNCTION_NAMES, SPECS
 
 
@@ -23,6 +22,6 @@ from lossproofs.specs import FUNCTION_NAMES, SPECS
 def test_forward_matches_reference(impl, function, dtype, data):
     require(impl, function)
     case = data.draw(SPECS[function].cases(dtype), label="case")
-    assume(known_issue(impl.name, case, "forward") is None)  # pinned in test_known_issues.py
+    skip_known_issues(impl, case, "forward")
     actual, expected, scale = checks.forward(impl, case)
     checks.assert_agrees(actual, expected, case, "forward", f"{function} forward", scale)

@@ -6,12 +6,11 @@ targets), for the same parameter space as the forward tests.
 """
 
 import pytest
-from _support import assert_gradients_agree, require
-from hypothesis import assume, given
+from _support import assert_gradients_agree, require, skip_known_issues
+from hypothesis import given
 from hypothesis import strategies as st
 
 from lossproofs.cases import DTYPES
-from lossproofs.known_issues import known_issue
 from lossproofs.specs import FUNCTION_NAMES, SPECS
 
 SEEDS = st.integers(0, 2**32 - 1)
@@ -23,7 +22,7 @@ SEEDS = st.integers(0, 2**32 - 1)
 def test_input_gradient_matches_closed_form(impl, function, dtype, data, seed):
     require(impl, function)
     case = data.draw(SPECS[function].cases(dtype), label="case")
-    assume(known_issue(impl.name, case, "gradient") is None)  # pinned in test_known_issues.py
+    skip_known_issues(impl, case, "gradient")
     assert_gradients_agree(impl, case, seed)
 
 
@@ -35,5 +34,5 @@ def test_target_gradient_matches_closed_form(impl, function, dtype, data, seed):
     require(impl, function)
     case = data.draw(SPECS[function].cases(dtype).filter(
         lambda c: c.arrays[1].dtype.kind == "f"), label="case")
-    assume(known_issue(impl.name, case, "gradient") is None)  # pinned in test_known_issues.py
+    skip_known_issues(impl, case, "gradient")
     assert_gradients_agree(impl, case, seed, wrt_target=True)

@@ -9,7 +9,7 @@ step 1e-6 is all rounding.
 import numpy as np
 import pytest
 import torch
-from _support import gradient_scale, require
+from _support import gradient_scale, require, skip_known_issues
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -18,6 +18,7 @@ from lossproofs import checks, reference, strategies
 from lossproofs.cases import Case
 from lossproofs.specs import FUNCTION_NAMES, SPECS
 from lossproofs.strategies import class_dim
+from lossproofs.tolerances import tolerance
 
 F64 = "float64"
 
@@ -48,6 +49,7 @@ def test_gradcheck_and_gradgradcheck(impl, function, data):
     require(impl, function)
     spec = SPECS[function]
     case = _differentiable(data.draw(spec.cases(F64), label="case"))
+    skip_known_issues(impl, case)
     assume(case.arrays[0].size > 0)  # gradcheck rejects empty inputs; nothing to check there
     # A NaN loss (mean over zero total weight) has no derivative to check.
     assume(np.isfinite(checks.reference_forward(case)).all())
@@ -55,8 +57,13 @@ def test_gradcheck_and_gradgradcheck(impl, function, data):
     fn, inputs = _functional(impl, case, wrt_target)
     # fast_mode checks random projections vᵀJu instead of every Jacobian entry: the same
     # verdict for a wrong derivative with probability 1, at a fraction of the cost.
-    assert torch.autograd.gradcheck(fn, inputs, raise_exception=True, fast_mode=True)
-    assert torch.autograd.gradgradcheck(fn, inputs, raise_exception=True, fast_mode=True)
+    # Bitwise-reproducible backward is not part of the mathematics (CUDA's K-dim log_softmax
+    # backward is not): allow repeated backward passes to differ within the float64 bound.
+    nondet = tolerance(F64, "gradient").rtol
+    assert torch.autograd.gradcheck(fn, inputs, raise_exception=True, fast_mode=True,
+                                    nondet_tol=nondet)
+    assert torch.autograd.gradgradcheck(fn, inputs, raise_exception=True, fast_mode=True,
+                                        nondet_tol=nondet)
 
 
 def _hvp(fn, x: torch.Tensor, g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -68,6 +75,7 @@ def _hvp(fn, x: torch.Tensor, g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 
 def _check_hvp(impl, case: Case, seed: int, compose: bool = False):
+    skip_known_issues(impl, case)
     tensors, kwargs = case.torch_args()
     x = tensors[0].detach().requires_grad_(True)
     rest = tensors[1:]
