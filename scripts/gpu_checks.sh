@@ -7,6 +7,7 @@
 # Everything lands in one archive, $OUT/gpu_results.tar.gz, plus a log and a summary.
 #
 # Usage (from the repository root; no install needed):  OUT=/some/dir bash scripts/gpu_checks.sh
+# Where the tree has no .git, set LOSSPROOFS_GIT_COMMIT so the results name their commit.
 # Time limits per step keep the whole run under about 8 minutes.
 set -u
 OUT=${OUT:-results/gpu}
@@ -19,7 +20,10 @@ log() { echo "[$(date -u +%H:%M:%S)] $*"; }
   log "machine"
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv
   python3 -c "import torch, sys; print('python', sys.version.split()[0], '| torch', torch.__version__, '| cuda', torch.version.cuda, '|', torch.cuda.get_device_name(0))"
-  git rev-parse HEAD 2>/dev/null || echo "(no git here)"
+  echo "commit: ${LOSSPROOFS_GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}"
+
+  log "0/4 probes"
+  timeout 60 python3 scripts/cuda_probes.py
 
   log "1/4 benchmark grid"
   timeout "${BENCH_S:-250}" python3 -m benchmarks.cross_entropy --device cuda --no-progress \
@@ -38,7 +42,7 @@ log() { echo "[$(date -u +%H:%M:%S)] $*"; }
   echo "suite exit ${PIPESTATUS[0]}"
 
   log "4/4 conformance report, target cuda"
-  timeout "${REPORT_S:-50}" python3 -m lossproofs report --target cuda --quick \
+  timeout "${REPORT_S:-50}" python3 -m lossproofs report --target cuda --cases "${REPORT_CASES:-12}" \
     --out "$WORK/conformance_cuda"; echo "report exit $?"
   log "done"
 } 2>&1 | tee "$WORK/gpu_checks.log"
