@@ -14,6 +14,7 @@ import torch
 
 from lossproofs import reference
 from lossproofs.cases import Case
+from lossproofs.specs import SPECS
 from lossproofs.targets import Target
 from lossproofs.tolerances import tolerance
 
@@ -54,6 +55,15 @@ def error_scale(case: Case, expected: np.ndarray) -> float:
             total = total * abs(m / s) if (s != 0 and np.isfinite(m / s)) else float(
                 np.max(terms, initial=0.0))
         return max(1.0, total)
+    finite = np.abs(expected[np.isfinite(expected)])
+    return max(1.0, float(np.max(finite, initial=0.0)))
+
+
+def gradient_scale(function: str, expected: np.ndarray) -> float:
+    """The scale gradients are compared at: ``max|expected|`` (at least 1) for coupled
+    gradients (softmax's Σ, a mean's denominator), 1 for elementwise ones; see FunctionSpec."""
+    if not SPECS[function].coupled_gradient:
+        return 1.0
     finite = np.abs(expected[np.isfinite(expected)])
     return max(1.0, float(np.max(finite, initial=0.0)))
 

@@ -84,15 +84,6 @@ def sample_cases(function: str, dtype: str, n: int, seed: int) -> list[Case]:
     return drawn
 
 
-def gradient_scale(function: str, expected: np.ndarray) -> float:
-    """The scale the gradient tests use (tests/_support.py): ``max|expected|`` (at least 1)
-    for coupled gradients, 1 for elementwise ones."""
-    if not SPECS[function].coupled_gradient:
-        return 1.0
-    finite = np.abs(expected[np.isfinite(expected)])
-    return max(1.0, float(np.max(finite, initial=0.0)))
-
-
 # -- measuring one comparison -----------------------------------------------------------------
 @dataclass
 class Measure:
@@ -159,7 +150,7 @@ def run_case(impl: Target, case: Case, seed: int) -> CaseOutcome:
                 m = None
                 for name, actual, expected in checks.gradients(impl, case, seed, wrt_target):
                     g = measure(actual, expected, case.dtype, "gradient",
-                                gradient_scale(case.function, expected),
+                                checks.gradient_scale(case.function, expected),
                                 f"{case.function} {name}")
                     if m is None or (m.ok and not g.ok) or g.of_bound > m.of_bound:
                         m = Measure(m.ok and g.ok if m else g.ok, max(g.ulps, m.ulps if m else 0),

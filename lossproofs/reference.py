@@ -107,7 +107,16 @@ def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
     with np.errstate(**_ERRSTATE):
         # log_softmax(x) = (x − max) − log Σ exp(x − max); a partial −inf row gives exactly −inf.
         shifted = x - _max_shift(x, axis)
-        return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+        e = np.exp(shifted)
+        total = np.sum(e, axis=axis, keepdims=True)
+        if x.shape[axis] == 0:
+            return shifted - np.log(total)
+        # Σ exp(x − max) = 1 + t with t = Σ over the other classes: log(1 + t) = log1p(t) keeps
+        # the relative accuracy of log p for a dominant class (log would round 1 + t to 1).
+        others = e.copy()
+        np.put_along_axis(others, np.argmax(x, axis=axis, keepdims=True), 0.0, axis=axis)
+        t = np.where(np.isnan(total), np.nan, np.sum(others, axis=axis, keepdims=True))
+        return shifted - np.log1p(t)
 
 
 def _logsumexp_keepdims(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
@@ -699,18 +708,22 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     Mirrors ``torch.nn.functional.binary_cross_entropy_with_logits``. ``input`` x (logits) and
     ``target`` y have the same shape (y floating, any value); ``weight`` and ``pos_weight`` pw
     broadcast to that shape without enlarging it (pos_weight ``(C,)`` runs along the last
-    dim). ``log σ(x) = min(x, 0) − log1p(exp(−|x|))`` never overflows. Reduction as BCE.
+    dim). Evaluated as ``(1−y)·softplus(x) + pw·y·softplus(−x)`` (the same function, without
+    the cancellation of torch's form when x agrees with y). Reduction as BCE.
     Special values, mirroring torch's formula: x = +inf with y = 1 and x = −inf with y ∈ {0, 1}
     give NaN (0·inf or inf − inf; pytorch#102894), x = +inf with y = 0 gives +inf.
     """
     plan = _bce_logits_plan(input, target, weight, reduction, pos_weight)
     x, y = plan["x"], plan["y"]
+    pw = 1.0 if plan["pw"] is None else plan["pw"]
     with np.errstate(**_ERRSTATE):
-        log_sig = _log_sigmoid(x)
-        if plan["pw"] is not None:
-            log_sig = log_sig * ((plan["pw"] - 1.0) * y + 1.0)
-        # (1−y)·x − log σ(x) = −y·log σ(x) − (1−y)·log σ(−x), since log σ(−x) = log σ(x) − x.
-        loss = ((1.0 - y) * x - log_sig) * plan["w"]
+        # torch's form, kept for its special values only (NaN from 0·inf and inf − inf).
+        torch_form = (1.0 - y) * x - _log_sigmoid(x) * ((pw - 1.0) * y + 1.0)
+        # (1−y)·x − lw·log σ(x) = (1−y)·softplus(x) + pw·y·softplus(−x), using
+        # x = softplus(x) − softplus(−x) and log σ(x) = −softplus(−x): a sum of non-negative
+        # terms (for y in [0, 1], pw ≥ 0), so no cancellation when x agrees with y.
+        accurate = (1.0 - y) * -_log_sigmoid(-x) + pw * y * -_log_sigmoid(x)
+        loss = np.where(np.isnan(torch_form), np.nan, accurate) * plan["w"]
     return _reduce(loss, plan["reduction"], plan["denominator"])
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from lossproofs import checks
-from lossproofs.specs import SPECS
 
 
 def require(impl, *names: str):
@@ -16,18 +14,10 @@ def require(impl, *names: str):
             pytest.skip(impl.missing_reason(name))
 
 
-def gradient_scale(function: str, expected: np.ndarray) -> float:
-    """Norm-wise scale for coupled gradients, elementwise (1) otherwise; see FunctionSpec."""
-    if not SPECS[function].coupled_gradient:
-        return 1.0
-    finite = np.abs(expected[np.isfinite(expected)])
-    return max(1.0, float(np.max(finite, initial=0.0)))
-
-
 def assert_gradients_agree(impl, case, seed: int, wrt_target: bool = False):
     for name, actual, expected in checks.gradients(impl, case, seed, wrt_target):
         checks.assert_agrees(actual, expected, case, "gradient", f"{case.function} {name}",
-                             gradient_scale(case.function, expected))
+                             checks.gradient_scale(case.function, expected))
 
 
 def skip_known_issues(impl, case, *directions: str):

@@ -188,7 +188,7 @@ def _raw_ulps(problem, impl_fn, direction: int) -> float:
     return float(err.max())
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+@pytest.mark.torch_divergence(reason=(
     "torch log_softmax computes (x − m) − log(Σ exp(x − m)) with log, not log1p: when one "
     "class dominates, Σ rounds to 1 and the dominant log-probability is returned as exactly 0 "
     "instead of −Σ_{j≠k} exp(x_j − m) (here −4.2e-18); pytorch#113708"))
@@ -199,7 +199,7 @@ def test_log_softmax_keeps_relative_accuracy_for_a_dominant_class(impl):
         "log_softmax", "float64", "forward")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+@pytest.mark.torch_divergence(reason=(
     "torch cross_entropy of a confident correct prediction is −log_softmax at the target, "
     "which rounds to exactly 0 (the loss e^{−40} ≈ 4.2e-18 is representable): same log-vs-"
     "log1p cause as pytorch#113708, in the fused loss"))
@@ -211,7 +211,7 @@ def test_cross_entropy_of_a_confident_correct_prediction_is_not_zero(impl):
         "cross_entropy", "float64", "forward")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+@pytest.mark.torch_divergence(reason=(
     "torch binary_cross_entropy_with_logits evaluates (1 − y)·x − lw·logsigmoid(x): for y = 0 "
     "and x = −40, x and logsigmoid(x) = x − 4.2e-18 cancel and the loss softplus(x) = 4.2e-18 "
     "is returned as 0 (softplus(x) has no cancellation); no upstream issue found"))
@@ -223,7 +223,7 @@ def test_bce_with_logits_keeps_relative_accuracy_when_confidently_right(impl):
         "binary_cross_entropy_with_logits", "float64", "forward")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+@pytest.mark.torch_divergence(reason=(
     "torch's sigmoid is 1/(1 + exp(−x)): below x ≈ −709.8 (float64; −88.7 float32) exp(−x) "
     "overflows and σ(x) — and the BCE-with-logits gradient — is flushed to 0, although e^x is "
     "still a representable subnormal (here 2.0e-313); no upstream issue found"))
@@ -244,7 +244,7 @@ def test_reference_sigmoid_is_accurate():
     assert not _violations(problem, ref)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+@pytest.mark.torch_divergence(reason=(
     "torch's CPU float32 log_softmax over a long row (C = 88,247 here) is ~4.5 ulps off: its "
     "Σ exp(x − m) is less accurate than pairwise summation allows (2 ulps of "
     "1 + |d| + log C + ⌈log₂ C⌉ + 1), while NumPy/scipy stay within it; no upstream issue "
@@ -272,7 +272,7 @@ def _finite_and_within_bound(impl, problem, direction: int) -> None:
     assert err.max() <= ulp_bound(name, problem["dtype"], ("forward", "gradient")[direction])
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+@pytest.mark.torch_divergence(reason=(
     "torch nll_loss 'mean' in float16 forms Σ w[t]·ℓ in float16 before dividing by Σ w[t]: "
     "3 × 2 × 30000 overflows to inf though the mean, 30000, is representable"))
 def test_low_precision_nll_mean_overflows_intermediate(impl):
@@ -284,7 +284,7 @@ def test_low_precision_nll_mean_overflows_intermediate(impl):
     _finite_and_within_bound(impl, problem, 0)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+@pytest.mark.torch_divergence(reason=(
     "torch cross_entropy with label_smoothing in float16 forms Σ_c w_c·(−lp_c) in float16 "
     "before multiplying by ε/C: 4 × 20000 overflows to inf, so the loss is inf though its "
     "exact value (≈ 1.8e4) is representable"))
@@ -296,7 +296,7 @@ def test_low_precision_label_smoothing_overflows_intermediate(impl):
     _finite_and_within_bound(impl, problem, 0)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+@pytest.mark.torch_divergence(reason=(
     "torch binary_cross_entropy backward in float16 forms w·(p − y)/max(p(1 − p), ε) per "
     "element before the 1/N of 'mean': 1000 × 999 overflows to −inf though the gradient, "
     "≈ −488, is representable"))

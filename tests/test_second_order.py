@@ -9,7 +9,7 @@ step 1e-6 is all rounding.
 import numpy as np
 import pytest
 import torch
-from _support import gradient_scale, require, skip_known_issues
+from _support import require, skip_known_issues
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -96,7 +96,7 @@ def _check_hvp(impl, case: Case, seed: int, compose: bool = False):
     expected = getattr(reference, f"{case.function}_hvp")(v, g, *arrays, **params)
     checks.assert_agrees(checks.to_numpy(actual), np.asarray(expected), case, "gradient",
                          f"{case.function} Hessian-vector product",
-                         gradient_scale(case.function, np.asarray(expected)))
+                         checks.gradient_scale(case.function, np.asarray(expected)))
 
 
 @given(case=strategies.cross_entropy_cases(F64), seed=st.integers(0, 2**32 - 1))
