@@ -26,7 +26,7 @@ def test_known_torch_issue(impl, issue, request):
         actual, expected, scale = checks.forward(impl, case)
         checks.assert_agrees(actual, expected, case, "forward", issue.name, scale)
     else:
-        assert_gradients_agree(impl, case, seed=0)
+        assert_gradients_agree(impl, case, seed=issue.seed)
 
 
 @pytest.mark.parametrize("issue", KNOWN_ISSUES, ids=_id)
