@@ -63,7 +63,10 @@ def _uint8_smoothed_weighted_mean(case: Case, direction: str) -> bool:
 def _bce_logits_cancellation(case: Case, direction: str) -> bool:
     """torch evaluates (1 − y)·x − lw·log σ(x), whose two terms nearly cancel when the logit
     agrees with the target: half an ulp of each term can exceed the table's bound."""
-    if direction != "forward" or case.function != "binary_cross_entropy_with_logits":
+    # In float32 and float64 the same cancellation stays inside the table's bound on the
+    # ordinary strategies (|x| ≤ 20; worst seen 4 ε): only the half-precision dtypes hit it.
+    if (direction != "forward" or case.function != "binary_cross_entropy_with_logits"
+            or case.dtype not in ("float16", "bfloat16")):
         return False
     from lossproofs.tolerances import eps, tolerance  # local: tolerances imports nothing here
 
