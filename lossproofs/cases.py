@@ -144,7 +144,11 @@ class Case:
                              for k, v in self.params.items()])
         fn = "torch.logsumexp" if self.function == "logsumexp" else f"F.{self.function}"
         lines += conv
-        lines.append(f"print({fn}({targs}))  # layout in the suite: {self.layout}")
+        if self.layout != "contiguous":
+            lines.insert(3, "from lossproofs.cases import lay_out")
+            lines.append(f"t_input = lay_out(t_input, {self.layout!r})  # same values, "
+                         "non-contiguous memory")
+        lines.append(f"print({fn}({targs}))")
         lines.append(f"print(reference.{self.function}({args}))  # float64, inputs as given")
         return "\n".join(lines)
 
