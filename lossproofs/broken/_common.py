@@ -79,3 +79,13 @@ def reduce(loss: torch.Tensor, reduction: str, denominator=None) -> torch.Tensor
     if reduction == "sum":
         return loss.sum()
     return loss.sum() / (loss.numel() if denominator is None else denominator)
+
+
+def check_bce_with_logits_args(input, target, weight, pos_weight, reduction) -> None:
+    """The argument checks of binary_cross_entropy_with_logits, in torch's order."""
+    check_reduction(reduction)
+    if target.shape != input.shape:
+        raise ValueError(f"Target size ({target.shape}) must be the same as input size "
+                         f"({input.shape})")
+    check_bce_shapes(input, target, weight)
+    check_bce_shapes(input, target, pos_weight)

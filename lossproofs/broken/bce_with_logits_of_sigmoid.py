@@ -13,7 +13,7 @@ Should be caught by: the forward property for binary_cross_entropy_with_logits (
 
 import torch
 
-from lossproofs.broken._common import check_bce_shapes, check_reduction, reduce
+from lossproofs.broken._common import check_bce_with_logits_args, reduce
 from lossproofs.broken._torch import *  # noqa: F403  (torch for every other function)
 
 __version__ = "broken"
@@ -21,12 +21,7 @@ __version__ = "broken"
 
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
                                      pos_weight=None):
-    check_reduction(reduction)
-    if target.shape != input.shape:
-        raise ValueError(f"Target size ({target.shape}) must be the same as input size "
-                         f"({input.shape})")
-    check_bce_shapes(input, target, weight)
-    check_bce_shapes(input, target, pos_weight)
+    check_bce_with_logits_args(input, target, weight, pos_weight, reduction)
     p = torch.sigmoid(input)
     pw = 1.0 if pos_weight is None else pos_weight
     loss = -(pw * target * torch.log(p) + (1 - target) * torch.log(1 - p))  # BUG: unstable

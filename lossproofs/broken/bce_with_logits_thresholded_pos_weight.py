@@ -14,7 +14,7 @@ binary_cross_entropy_with_logits (soft targets with pos_weight).
 import torch
 import torch.nn.functional as F
 
-from lossproofs.broken._common import check_bce_shapes, check_reduction, reduce
+from lossproofs.broken._common import check_bce_with_logits_args, reduce
 from lossproofs.broken._torch import *  # noqa: F403  (torch for every other function)
 
 __version__ = "broken"
@@ -22,12 +22,7 @@ __version__ = "broken"
 
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
                                      pos_weight=None):
-    check_reduction(reduction)
-    if target.shape != input.shape:
-        raise ValueError(f"Target size ({target.shape}) must be the same as input size "
-                         f"({input.shape})")
-    check_bce_shapes(input, target, weight)
-    check_bce_shapes(input, target, pos_weight)
+    check_bce_with_logits_args(input, target, weight, pos_weight, reduction)
     # −(y·log σ(x) + (1 − y)·log σ(−x)), both logs by the stable F.logsigmoid
     loss = -(target * F.logsigmoid(input) + (1 - target) * F.logsigmoid(-input))
     if pos_weight is not None:
