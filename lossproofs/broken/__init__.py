@@ -7,8 +7,8 @@ forward, a smoothing term applied to the wrong elements, a missing bounds check.
 docstring says what the bug is, which real bug report it is modelled on, and which tests
 should catch it.
 
-:data:`CATALOGUE` is the same information as data. ``tests/test_teeth.py`` runs the relevant
-part of the suite against every entry (through :mod:`lossproofs.broken.teeth`) and asserts that
+:data:`CATALOGUE` is the same information as data. ``lossproofs/suite/test_teeth.py`` runs the
+relevant part of the suite against every entry (through :mod:`lossproofs.broken.teeth`) and asserts that
 the suite fails, in the tests listed in ``catchers``, with the suite's own assertion rather
 than an import error or a crash; ``python -m lossproofs report --teeth`` writes the same run
 as a table (docs/conformance/teeth.md).
@@ -19,10 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Test files a teeth run draws from; the ``keyword`` of each entry's function narrows them.
-FAST_FILES = ("tests/test_forward.py", "tests/test_gradients.py",
-              "tests/test_special_values.py", "tests/test_errors.py",
-              "tests/test_identities.py")
-ACCURACY_FILES = ("tests/test_accuracy.py",)
+FAST_FILES = ("test_forward.py", "test_gradients.py",
+              "test_special_values.py", "test_errors.py",
+              "test_identities.py")
+ACCURACY_FILES = ("test_accuracy.py",)
 
 # pytest -k expressions selecting the tests of one function (names overlap: cross_entropy is
 # part of binary_cross_entropy, softmax of log_softmax).
@@ -69,22 +69,22 @@ class BrokenImplementation:
 
 
 _GH = "https://github.com/"
-_FWD = "tests/test_forward.py::test_forward_matches_reference[{}-*]"
-_GRAD = "tests/test_gradients.py::test_input_gradient_matches_closed_form[{}-*]"
-_TGRAD = "tests/test_gradients.py::test_target_gradient_matches_closed_form[{}-*]"
-_SPECIAL = "tests/test_special_values.py::test_implementation_special_value[{}-{}]"
-_ERROR = "tests/test_errors.py::test_implementation_rejects[{}-{}]"
+_FWD = "test_forward.py::test_forward_matches_reference[{}-*]"
+_GRAD = "test_gradients.py::test_input_gradient_matches_closed_form[{}-*]"
+_TGRAD = "test_gradients.py::test_target_gradient_matches_closed_form[{}-*]"
+_SPECIAL = "test_special_values.py::test_implementation_special_value[{}-{}]"
+_ERROR = "test_errors.py::test_implementation_rejects[{}-{}]"
 
 CATALOGUE: tuple[BrokenImplementation, ...] = (
     BrokenImplementation(
         "unshifted_softmax", "softmax", "exp(x)/Σexp(x) without subtracting the row max",
         (_GH + "uTensor/uTensor/issues/175", _GH + "dotnet/machinelearning/issues/3648"),
-        ("tests/test_accuracy.py::test_softmax_is_within_its_ulp_bound_on_extreme_inputs",
+        ("test_accuracy.py::test_softmax_is_within_its_ulp_bound_on_extreme_inputs",
          _SPECIAL.format("softmax", "+inf logit")), accuracy=True),
     BrokenImplementation(
         "log_of_softmax", "log_softmax", "log(softmax(x)): the log of an underflowed probability",
         (_GH + "deeplearning4j/nd4j/issues/2822", _GH + "tracel-ai/burn/issues/315"),
-        ("tests/test_accuracy.py::test_log_softmax_is_within_its_ulp_bound_on_extreme_inputs",),
+        ("test_accuracy.py::test_log_softmax_is_within_its_ulp_bound_on_extreme_inputs",),
         accuracy=True),
     BrokenImplementation(
         "ce_mean_over_count", "cross_entropy",
@@ -107,13 +107,13 @@ CATALOGUE: tuple[BrokenImplementation, ...] = (
         "smoothing mass ε/(C−1) on the other classes instead of ε/C on all",
         (_GH + "k2-fsa/icefall/issues/107", _GH + "pytorch/pytorch/issues/7455"),
         (_FWD.format("cross_entropy"),
-         "tests/test_identities.py::test_label_smoothing_is_cross_entropy_on_smoothed_targets")),
+         "test_identities.py::test_label_smoothing_is_cross_entropy_on_smoothed_targets")),
     BrokenImplementation(
         "ce_backward_unscaled", "cross_entropy",
         "correct forward; backward misses the 1/Σw[t] of reduction='mean'",
         (_GH + "linkedin/Liger-Kernel/pull/140", _GH + "linkedin/Liger-Kernel/pull/230"),
         (_GRAD.format("cross_entropy"),
-         "tests/test_identities.py::test_cross_entropy_gradient_is_softmax_minus_one_hot")),
+         "test_identities.py::test_cross_entropy_gradient_is_softmax_minus_one_hot")),
     BrokenImplementation(
         "ce_backward_ignores_grad_output", "cross_entropy",
         "correct forward; backward uses grad_output[0] for every element",

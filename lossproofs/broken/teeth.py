@@ -21,8 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lossproofs.broken import CATALOGUE, BrokenImplementation
+from lossproofs.suite import SUITE_DIR, pytest_args
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+# The directory holding the lossproofs package (a checkout or site-packages): on the subprocess's
+# path, so that it tests this copy of the suite and of the broken modules.
+PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 
 # A failure is the suite's own verdict when the check raised AssertionError (checks.compare
 # and plain asserts) or pytest.raises reported that nothing was raised.
@@ -110,9 +113,9 @@ class TeethResult:
 
 def command(broken: BrokenImplementation, junit: str) -> list[str]:
     """The pytest command line of one teeth run."""
-    return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
-            "--target", broken.target, "-k", broken.keyword, f"--junitxml={junit}",
-            "-o", "junit_family=xunit1", *broken.files]
+    return [sys.executable, "-m", "pytest", *pytest_args(
+        "-q", "-p", "no:xdist", "--target", broken.target, "-k", broken.keyword,
+        f"--junitxml={junit}", "-o", "junit_family=xunit1", paths=broken.files)]
 
 
 def _node_id(case: ET.Element) -> str:
@@ -146,12 +149,12 @@ def run(broken: BrokenImplementation, timeout: float = 600) -> TeethResult:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PYTEST_", "LOSSPROOFS_TARGET"))}
     env.update(LOSSPROOFS_PROFILE="teeth", OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(PACKAGE_PARENT),
                                                          env.get("PYTHONPATH")])))
     with tempfile.TemporaryDirectory() as tmp:
         junit = os.path.join(tmp, "junit.xml")
         start = time.perf_counter()
-        proc = subprocess.run(command(broken, junit), cwd=REPO_ROOT, env=env, timeout=timeout,
+        proc = subprocess.run(command(broken, junit), cwd=SUITE_DIR, env=env, timeout=timeout,
                               capture_output=True, text=True)
         result = TeethResult(broken, proc.returncode, seconds=time.perf_counter() - start,
                              output_tail=(proc.stdout + proc.stderr)[-4000:])

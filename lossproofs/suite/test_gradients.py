@@ -6,12 +6,12 @@ targets), for the same parameter space as the forward tests.
 """
 
 import pytest
-from _support import assert_gradients_agree, require, skip_known_issues
 from hypothesis import given
 from hypothesis import strategies as st
 
 from lossproofs.cases import DTYPES
 from lossproofs.specs import FUNCTION_NAMES, SPECS
+from lossproofs.suite._support import assert_gradients_agree, require, skip_known_issues
 
 SEEDS = st.integers(0, 2**32 - 1)
 

@@ -7,13 +7,13 @@ inputs as rounded to the dtype, so the bound measures only the implementation's 
 """
 
 import pytest
-from _support import require, skip_known_issues
 from hypothesis import given
 from hypothesis import strategies as st
 
 from lossproofs import checks
 from lossproofs.cases import DTYPES
 from lossproofs.specs import FUNCTION_NAMES, SPECS
+from lossproofs.suite._support import require, skip_known_issues
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

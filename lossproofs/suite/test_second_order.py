@@ -9,7 +9,6 @@ step 1e-6 is all rounding.
 import numpy as np
 import pytest
 import torch
-from _support import require, skip_known_issues
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -18,6 +17,7 @@ from lossproofs import checks, reference, strategies
 from lossproofs.cases import Case
 from lossproofs.specs import FUNCTION_NAMES, SPECS
 from lossproofs.strategies import class_dim
+from lossproofs.suite._support import require, skip_known_issues
 from lossproofs.tolerances import tolerance
 
 F64 = "float64"

@@ -1,4 +1,7 @@
-"""Suite-wide configuration: hypothesis profiles and the implementation under test.
+"""The suite's pytest plugin: hypothesis profiles, the implementation under test, markers.
+
+Loaded with ``-p lossproofs.suite.plugin`` (the repository's pyproject and the packaged
+``lossproofs/suite/pytest.ini`` both do; ``lossproofs test`` runs the packaged suite with it).
 
 - ``--target NAME`` (or ``LOSSPROOFS_TARGET``) picks the implementation: ``torch`` (default),
   ``nn``, ``compile``, ``cuda`` or ``module:package.module``.
@@ -25,7 +28,7 @@ settings.register_profile(
     "thorough", max_examples=2000, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-# The teeth test (tests/test_teeth.py) runs subsets of the suite against deliberately broken
+# The teeth test (test_teeth.py) runs subsets of the suite against deliberately broken
 # implementations: derandomized so its verdict is reproducible, no shrinking (a failure is all
 # it needs to know), the ci profile's example count.
 settings.register_profile(
@@ -45,6 +48,9 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "torch_divergence(reason, raises): torch fails this check (a strict xfail "
+                   "for torch-family targets, expecting `raises`)")
     # Resolve the target before collection: a bad --target (or cuda without a GPU) is one usage
     # error up front, not an error in every test that uses the `impl` fixture.
     _target(config)

@@ -8,10 +8,10 @@ xfail for torch targets, so an upstream fix shows up as a failure asking to drop
 import numpy as np
 import pytest
 import torch
-from _support import require
 
 from lossproofs import checks, reference
 from lossproofs.special_cases import DIVERGENCES, SPECIAL_CASES
+from lossproofs.suite._support import require
 
 TORCH_TARGETS = {"torch", "nn", "compile", "cuda"}
 

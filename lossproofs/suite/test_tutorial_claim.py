@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from _support import require
 
 from lossproofs import reference
+from lossproofs.suite._support import require
 from lossproofs.targets import get_target
 
 TUTORIAL_PRINTED = 0.9729  # the tutorial's printed value, 4 decimals

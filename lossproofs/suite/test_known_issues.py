@@ -6,10 +6,10 @@ XPASSes, which strict mode reports as a failure: drop the entry then.
 """
 
 import pytest
-from _support import assert_gradients_agree, require
 
 from lossproofs import checks
 from lossproofs.known_issues import KNOWN_ISSUES
+from lossproofs.suite._support import assert_gradients_agree, require
 
 
 def _id(issue):

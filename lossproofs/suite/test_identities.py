@@ -8,13 +8,13 @@ the mathematics, and any gap beyond rounding is a result.
 import numpy as np
 import pytest
 import torch
-from _support import require
 from hypothesis import given
 from hypothesis import strategies as st
 
 from lossproofs import checks, strategies
 from lossproofs.cases import Case
 from lossproofs.strategies import class_dim
+from lossproofs.suite._support import require
 from lossproofs.targets import get_target
 
 F64 = "float64"

@@ -67,15 +67,15 @@ def test_junit_parsing_separates_failures_errors_and_skips(tmp_path):
     xml = tmp_path / "j.xml"
     xml.write_text(
         '<testsuites><testsuite>'
-        '<testcase classname="tests.test_a" name="test_x[p-1]">'
+        '<testcase classname="test_a" name="test_x[p-1]">'
         '<failure message="AssertionError: off by 2">trace</failure></testcase>'
-        '<testcase classname="tests.test_a" name="test_y"><error message="boom"/></testcase>'
-        '<testcase classname="tests.test_a" name="test_z"><skipped message="s"/></testcase>'
-        '<testcase classname="tests.test_a" name="test_w"/>'
+        '<testcase classname="test_a" name="test_y"><error message="boom"/></testcase>'
+        '<testcase classname="test_a" name="test_z"><skipped message="s"/></testcase>'
+        '<testcase classname="test_a" name="test_w"/>'
         '</testsuite></testsuites>')
     result = teeth.TeethResult(CATALOGUE[0], returncode=1)
     teeth.parse_junit(xml, result)
-    assert result.failures == {"tests/test_a.py::test_x[p-1]": "AssertionError: off by 2"}
-    assert result.errors == {"tests/test_a.py::test_y": "boom"}
+    assert result.failures == {"test_a.py::test_x[p-1]": "AssertionError: off by 2"}
+    assert result.errors == {"test_a.py::test_y": "boom"}
     assert (result.passed, result.skipped) == (1, 1)
     assert not result.caught  # an error and missing catchers are both problems

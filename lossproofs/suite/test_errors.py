@@ -5,10 +5,10 @@ the reference's message must also name the offending argument, as torch's own me
 """
 
 import pytest
-from _support import require
 
 from lossproofs import reference
 from lossproofs.error_cases import ERROR_CASES, SILENTLY_ACCEPTED
+from lossproofs.suite._support import require
 
 
 def _id(case):
