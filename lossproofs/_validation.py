@@ -371,3 +371,73 @@ def check_same_shape(vector, shape: tuple, argname: str = "vector") -> np.ndarra
     if vector.shape != tuple(shape):
         raise ValueError(f"{argname} has shape {vector.shape}, but input has shape {tuple(shape)}")
     return vector.astype(np.float64)
+
+
+# --- linear_cross_entropy ---------------------------------------------------------------------
+
+def check_linear_cross_entropy(input: np.ndarray, linear_weight: np.ndarray,
+                               target: np.ndarray, linear_bias, ignore_index):
+    """torch's ``F.linear_cross_entropy`` wrapper checks, in its order (all RuntimeError).
+
+    ``input`` 1-D ``(in,)`` or 2-D ``(N, in)``; ``linear_weight`` ``(C, d1..dK, in)`` with at
+    least 2 dims and the input's last dim; ``linear_bias`` ``None`` or ``(C, d1..dK)``; a K-dim
+    weight needs batched input; ``ignore_index`` must be ``None`` when the target holds
+    probabilities (``target.shape`` equal to the logits' shape). Returns the logits' shape and
+    whether the target holds probabilities.
+    """
+    if input.ndim < 1 or input.ndim > 2:
+        raise RuntimeError(
+            f"expected input with dimensionality 1 or 2, got {input.ndim} "
+            f"(input shape {input.shape})"
+        )
+    if linear_weight.ndim < 2:
+        raise RuntimeError(
+            f"expected linear_weight with dimensionality at least 2, got {linear_weight.ndim} "
+            f"(linear_weight shape {linear_weight.shape})"
+        )
+    if input.shape[-1] != linear_weight.shape[-1]:
+        raise RuntimeError(
+            "expected equal input and linear_weight last dimensions (in_features), got "
+            f"{input.shape[-1]} and {linear_weight.shape[-1]}, respectively (input shape "
+            f"{input.shape}, linear_weight shape {linear_weight.shape})"
+        )
+    num_classes, out_features = linear_weight.shape[0], tuple(linear_weight.shape[1:-1])
+    if linear_bias is not None and tuple(linear_bias.shape) != (num_classes, *out_features):
+        raise RuntimeError(
+            f"expected linear_bias shape {(num_classes, *out_features)}, got "
+            f"{tuple(linear_bias.shape)} (linear_bias must have linear_weight's shape without "
+            "its last dimension)"
+        )
+    if out_features and input.ndim == 1:
+        raise RuntimeError(
+            f"K-dimensional loss defined by linear_weight shape {tuple(linear_weight.shape)} "
+            f"requires batched input, (N, {input.shape[-1]}), got unbatched input with shape "
+            f"{tuple(input.shape)}"
+        )
+    logits_shape = (*input.shape[:-1], num_classes, *out_features)
+    probabilities = tuple(target.shape) == logits_shape
+    if probabilities and ignore_index is not None:
+        raise RuntimeError(
+            "ignore_index cannot be specified when target contains probabilities "
+            f"(ignore_index={ignore_index!r}; target shape {target.shape} equals the logits' "
+            f"shape {logits_shape}, so it holds class probabilities)"
+        )
+    return logits_shape, probabilities
+
+
+def check_linear_dtypes(input: np.ndarray, linear_weight: np.ndarray, linear_bias) -> None:
+    """torch's ``linear``: ``linear_weight`` and ``linear_bias`` must have the input's dtype
+    (RuntimeError); a non-floating input then fails in log_softmax (NotImplementedError)."""
+    if linear_weight.dtype != input.dtype:
+        raise RuntimeError(
+            "expected m1 and m2 to have the same dtype, but got: "
+            f"{torch_dtype_name(input.dtype)} != {torch_dtype_name(linear_weight.dtype)} "
+            f"(input dtype {input.dtype.name}, linear_weight dtype {linear_weight.dtype.name})"
+        )
+    if linear_bias is not None and linear_bias.dtype != input.dtype:
+        raise RuntimeError(
+            "self and mat2 must have the same dtype, but got "
+            f"{torch_dtype_name(linear_bias.dtype)} and {torch_dtype_name(input.dtype)} "
+            f"(linear_bias dtype {linear_bias.dtype.name}, input dtype {input.dtype.name})"
+        )
+    check_floating_input(input, "log_softmax_lastdim_kernel_impl")

@@ -47,6 +47,12 @@ from lossproofs.reference.cross_entropy import (
     nll_loss,
     nll_loss_backward,
 )
+from lossproofs.reference.linear import (
+    linear_cross_entropy,
+    linear_cross_entropy_backward,
+    linear_cross_entropy_logits_backward,
+    linear_cross_entropy_target_backward,
+)
 from lossproofs.reference.softmax import (
     log_softmax,
     log_softmax_backward,
@@ -72,6 +78,10 @@ __all__ = [
     "cross_entropy_backward",
     "cross_entropy_hvp",
     "cross_entropy_target_backward",
+    "linear_cross_entropy",
+    "linear_cross_entropy_backward",
+    "linear_cross_entropy_logits_backward",
+    "linear_cross_entropy_target_backward",
     "log_softmax",
     "log_softmax_backward",
     "logsumexp",
