@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lossproofs.broken import CATALOGUE, BrokenImplementation
-from lossproofs.suite import SUITE_DIR, pytest_args
+from lossproofs.suite import pytest_args
 
 # The directory holding the lossproofs package (a checkout or site-packages): on the subprocess's
 # path, so that it tests this copy of the suite and of the broken modules.
@@ -154,7 +154,7 @@ def run(broken: BrokenImplementation, timeout: float = 600) -> TeethResult:
     with tempfile.TemporaryDirectory() as tmp:
         junit = os.path.join(tmp, "junit.xml")
         start = time.perf_counter()
-        proc = subprocess.run(command(broken, junit), cwd=SUITE_DIR, env=env, timeout=timeout,
+        proc = subprocess.run(command(broken, junit), cwd=tmp, env=env, timeout=timeout,
                               capture_output=True, text=True)
         result = TeethResult(broken, proc.returncode, seconds=time.perf_counter() - start,
                              output_tail=(proc.stdout + proc.stderr)[-4000:])
