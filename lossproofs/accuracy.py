@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from lossproofs import naive, oracle
+from lossproofs.dtypes import BCE_EPSILON, eps, max_finite, smallest_subnormal, tiny
 from lossproofs.environment import (
     default_output_dir,
     environment,
@@ -509,10 +510,9 @@ def _binary_floors(problem):
             per = np.abs(w) * (np.abs(y - 1) * np.abs(log_q) + np.abs(y) * np.abs(log_p))
             # torch forms g·(p − y) before dividing by max(p(1 − p), ε): when that product is
             # subnormal it carries an absolute error of half the subnormal spacing.
-            tiny = extreme.dtype_tiny(problem["dtype"])
-            eps_dtype = float(torch.finfo(getattr(torch, problem["dtype"])).eps)
-            grad = gs * np.abs(w) * (np.abs(x - y) + tiny / eps_dtype) / np.maximum(
-                (1 - x) * x, 1e-12)
+            subnormal = smallest_subnormal(problem["dtype"])
+            grad = gs * np.abs(w) * (np.abs(x - y) + subnormal / eps(problem["dtype"])) / (
+                np.maximum((1 - x) * x, BCE_EPSILON))
             return _reduce_floor(per, red, den), grad
         pw = k.get("pos_weight", np.ones_like(x))
         lw = (pw - 1) * y + 1
@@ -541,8 +541,9 @@ def floored_ulps(actual: np.ndarray, expected: np.ndarray, floor: np.ndarray,
     with np.errstate(invalid="ignore", over="ignore"):
         scale = np.where(np.isfinite(fl), np.maximum(np.abs(e), fl), np.abs(e))
         relaxed = np.abs(a - e) / oracle.ulp_size(scale, dtype)
-        tiny = float(torch.finfo(getattr(torch, dtype)).smallest_normal)
-        relaxed = np.where(np.abs(e) < tiny, np.minimum(relaxed, np.abs(a - e) / tiny), relaxed)
+        normal = tiny(dtype)
+        relaxed = np.where(np.abs(e) < normal, np.minimum(relaxed, np.abs(a - e) / normal),
+                           relaxed)
     return np.where(np.isfinite(a), np.minimum(raw, relaxed), np.inf)
 
 
@@ -552,7 +553,7 @@ def intermediate_overflow(problem: dict[str, Any]) -> bool:
     final result may be representable. Those problems are measured by the report and pinned by
     the strict xfails ``test_low_precision_*_overflows_intermediate``; the ulp property skips
     them."""
-    top = extreme.dtype_max(problem["dtype"])
+    top = max_finite(problem["dtype"])
     unreduced = dict(problem, kwargs=dict(problem["kwargs"], reduction="none"))
     fwd, grad = error_floors(unreduced)
     with np.errstate(all="ignore"):

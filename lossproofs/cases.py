@@ -14,16 +14,12 @@ from typing import Any
 import numpy as np
 import torch
 
-DTYPES = ("float64", "float32", "float16", "bfloat16")
+from lossproofs.dtypes import DTYPES, torch_dtype  # noqa: F401  (DTYPES re-exported)
+
 LAYOUTS = ("contiguous", "transposed", "sliced", "expanded")
 
 # Argument names that hold floating tensors (converted to the case's dtype).
 _FLOAT_KWARGS = ("weight", "pos_weight")
-
-
-def torch_dtype(name: str) -> torch.dtype:
-    """``"float32"`` → ``torch.float32``."""
-    return getattr(torch, name)
 
 
 def lay_out(t: torch.Tensor, layout: str) -> torch.Tensor:

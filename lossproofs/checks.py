@@ -14,14 +14,10 @@ import torch
 
 from lossproofs import reference
 from lossproofs.cases import Case
+from lossproofs.dtypes import max_finite
 from lossproofs.specs import SPECS
 from lossproofs.targets import Target
 from lossproofs.tolerances import tolerance
-
-
-def max_finite(dtype: str) -> float:
-    """The largest finite value of a torch dtype name."""
-    return float(torch.finfo(getattr(torch, dtype)).max)
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lossproofs.cases import Case
+from lossproofs.dtypes import max_finite as _max_finite
 
 TORCH_TARGETS = frozenset({"torch", "nn", "compile", "cuda"})
 # Bugs of torch's eager kernels: torch.compile (inductor) generates its own code, which does not
@@ -95,12 +96,6 @@ def _nll_mean_gradient_overflow(case: Case, direction: str) -> bool:
     total = float(np.sum(params["weight"][t[kept]]))
     # grad_output is drawn from [−2, 2]; torch forms grad_output / total_weight first.
     return 0 < total and 2.0 / total > _max_finite(case.dtype)
-
-
-def _max_finite(dtype: str) -> float:
-    import torch
-
-    return float(torch.finfo(getattr(torch, dtype)).max)
 
 
 def _bce_logits_gradient_cancellation(case: Case, direction: str) -> bool:

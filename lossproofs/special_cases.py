@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
+# BCE's gradient denominator is clamped at float32(1e-12), as stored in float64.
+from lossproofs.dtypes import BCE_EPSILON as BCE_GRAD_EPS
+
 INF = math.inf
 NAN = math.nan
-# BCE's gradient denominator is clamped at float32(1e-12), as stored in float64.
-BCE_GRAD_EPS = float(np.float32(1e-12))
 
 
 @dataclass(frozen=True)

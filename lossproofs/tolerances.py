@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lossproofs.dtypes import DTYPES, eps
+
 
 @dataclass(frozen=True)
 class Tolerance:
@@ -26,7 +28,7 @@ class Tolerance:
     why: str
 
 
-_EPS = {"float64": 2.0**-52, "float32": 2.0**-23, "float16": 2.0**-10, "bfloat16": 2.0**-7}
+_EPS = {dtype: eps(dtype) for dtype in DTYPES}  # 2⁻⁵², 2⁻²³, 2⁻¹⁰, 2⁻⁷
 
 # Scale: ``atol`` multiplies the case's error scale (lossproofs.checks.error_scale: Σ|ℓ_i| for
 # reductions, max|expected| otherwise, never below 1), so a bound in units of ε covers
@@ -134,8 +136,3 @@ ULP_BOUNDS: dict[tuple[str, str, str], float] = {
 def ulp_bound(function: str, dtype: str, direction: str = "forward") -> float:
     """Largest allowed distance, in ULPs of ``dtype``, from the exact answer."""
     return ULP_BOUNDS[(function, str(dtype).removeprefix("torch."), direction)]
-
-
-def eps(dtype: str) -> float:
-    """Machine epsilon of a torch dtype name (bfloat16 included, which NumPy lacks)."""
-    return _EPS[str(dtype).removeprefix("torch.")]

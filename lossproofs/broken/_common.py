@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-REDUCTIONS = ("none", "sum", "mean")
+from lossproofs.dtypes import REDUCTIONS
 
 
 def class_dim(input: torch.Tensor) -> int:

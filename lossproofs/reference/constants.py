@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-# torch clamps BCE's logarithms at −100 so that a probability of exactly 0 or 1 stays finite.
-BCE_LOG_CLAMP = -100.0
-# torch's BCE backward divides by max((1 − p)·p, EPSILON) with EPSILON = 1e-12 stored as float32.
-BCE_EPSILON = float(np.float32(1e-12))  # 9.999999960041972e-13
+# torch's BCE constants (the −100 log clamp, the float32(1e-12) gradient floor) live with the
+# other dtype facts; re-exported here for the reference.
+from lossproofs.dtypes import BCE_EPSILON, BCE_LOG_CLAMP  # noqa: F401
 
 DELIBERATE_DIVERGENCES: dict[str, dict[str, str]] = {
     "cross_entropy.label_smoothing": {

@@ -27,25 +27,20 @@ import torch
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-DTYPES = ("float64", "float32", "float16", "bfloat16")
+from lossproofs.dtypes import DTYPES, eps, max_finite, smallest_subnormal, tiny  # noqa: F401
+
 SOFTMAX_FAMILY = ("softmax", "log_softmax", "logsumexp")
 INDEX_LOSSES = ("cross_entropy", "nll_loss")
 
 
-def dtype_max(dtype: str) -> float:
-    return float(torch.finfo(getattr(torch, dtype)).max)
-
-
-def dtype_tiny(dtype: str) -> float:
-    """Smallest positive subnormal of ``dtype``."""
-    return float(torch.finfo(getattr(torch, dtype)).smallest_normal) * float(
-        torch.finfo(getattr(torch, dtype)).eps)
+dtype_max = max_finite  # the names this module has always used
+dtype_tiny = smallest_subnormal  # note: the smallest *subnormal*, not finfo's tiny
 
 
 def overflow_threshold(dtype: str) -> float:
     """``log(max)``: exp overflows above it (≈ 709.78 float64, 88.72 float32 and bfloat16,
     11.09 float16)."""
-    return math.log(dtype_max(dtype))
+    return math.log(max_finite(dtype))
 
 
 def round_to(x: Any, dtype: str) -> np.ndarray:
@@ -56,7 +51,7 @@ def round_to(x: Any, dtype: str) -> np.ndarray:
 
 def _clip_finite(x: np.ndarray, dtype: str) -> np.ndarray:
     """Clip to ±max of ``dtype`` (so rounding cannot overflow), keeping intended −inf masks."""
-    top = dtype_max(dtype)
+    top = max_finite(dtype)
     return np.where(np.isneginf(x), x, np.clip(x, -top, top))
 
 
@@ -107,7 +102,7 @@ def _log_uniform_magnitudes(d: Draw, lo_exp: float, hi_exp: float, size: int) ->
     with np.errstate(over="ignore"):
         magnitudes = 10.0 ** d.uniform(lo_exp, hi_exp, size)
     # 10^log10(max) may round past the float64 max: keep magnitudes finite (not a −inf mask).
-    return signs * np.minimum(magnitudes, np.finfo(np.float64).max)
+    return signs * np.minimum(magnitudes, max_finite("float64"))
 
 
 # ---------------------------------------------------------------------------- logit strata
@@ -126,7 +121,7 @@ def _near_overflow(d: Draw, dtype: str, rows: int, c: int) -> np.ndarray:
 
 
 def _huge(d: Draw, dtype: str, rows: int, c: int) -> np.ndarray:
-    top = math.log10(dtype_max(dtype))
+    top = math.log10(max_finite(dtype))
     return _log_uniform_magnitudes(d, 0, top, rows * c).reshape(rows, c)
 
 
@@ -152,11 +147,11 @@ def _masked(d: Draw, dtype: str, rows: int, c: int) -> np.ndarray:
 
 
 def _subnormal(d: Draw, dtype: str, rows: int, c: int) -> np.ndarray:
-    tiny = dtype_tiny(dtype)
-    normal = float(torch.finfo(getattr(torch, dtype)).smallest_normal)
+    step = smallest_subnormal(dtype)
+    normal = tiny(dtype)
     k = d.uniform(-normal, normal, rows * c)
     zero = d.uniform(0, 1, rows * c) < 0.2
-    return np.where(zero, 0.0, np.round(k / tiny) * tiny).reshape(rows, c)
+    return np.where(zero, 0.0, np.round(k / step) * step).reshape(rows, c)
 
 
 @dataclass(frozen=True)
@@ -238,8 +233,8 @@ BINARY_STRATA = {
 def _draw_binary(d: Draw, function: str, stratum: str, dtype: str,
                  max_batch: int) -> dict[str, Any]:
     n = d.integer(min(512, max_batch), max_batch) if stratum == "large_batch" else d.integer(1, 8)
-    eps = float(torch.finfo(getattr(torch, dtype)).eps)
-    tiny = dtype_tiny(dtype)
+    u = eps(dtype)
+    sub = smallest_subnormal(dtype)
     kwargs: dict[str, Any] = {"reduction": d.choice(["mean", "sum", "none"])}
     if stratum == "large_batch":
         kwargs["reduction"] = d.choice(["mean", "sum"])
@@ -252,13 +247,13 @@ def _draw_binary(d: Draw, function: str, stratum: str, dtype: str,
         if stratum == "near_0_1":
             k = np.floor(d.uniform(1, 8, n))
             near_one = d.uniform(0, 1, n) < 0.5
-            x = np.where(near_one, 1 - k * eps / 2, k * np.where(
-                d.uniform(0, 1, n) < 0.5, tiny, eps))
+            x = np.where(near_one, 1 - k * u / 2, k * np.where(
+                d.uniform(0, 1, n) < 0.5, sub, u))
         else:
             x = d.uniform(1e-3, 1 - 1e-3, n)
     else:
         if stratum == "huge_logits":
-            x = _log_uniform_magnitudes(d, 3, math.log10(dtype_max(dtype)), n)
+            x = _log_uniform_magnitudes(d, 3, math.log10(max_finite(dtype)), n)
             kwargs["pos_weight"] = round_to(d.uniform(0.5, 100, n), dtype)
         elif stratum == "near_0_1":
             thr = overflow_threshold(dtype)
