@@ -2,7 +2,7 @@
 
 - Wherever the exact result is finite and representable in the dtype, the implementation under
   test (and, in float64, the NumPy reference) is finite and within ``ulp_bound`` of it, counted
-  by :func:`lossproofs.accuracy.floored_ulps` — on extreme strata, with ``hypothesis.target``
+  by :func:`lossproofs.error_model.floored_ulps` — on extreme strata, with ``hypothesis.target``
   steering toward the largest error and the worst inputs pinned with ``@example``.
 - Gradients at saturation are exact where the mathematics says so, never NaN from inf − inf.
 - The named naive formulations FAIL the same property (the suite can see instability).
@@ -17,7 +17,8 @@ import torch
 from hypothesis import event, example, given, settings, target
 from hypothesis import strategies as st
 
-from lossproofs import accuracy, naive, oracle
+from lossproofs import accuracy, error_model, naive, oracle
+from lossproofs.accuracy_implementations import implementations, run_callable
 from lossproofs.strategies import extreme
 from lossproofs.tolerances import ulp_bound
 
@@ -38,13 +39,13 @@ def _call(impl, name: str):
 
 def _violations(problem, result) -> dict[str, float]:
     """Largest floored-ulp error per direction and its bound; {} if within bounds."""
-    exact = accuracy.exact(problem)
-    floors = accuracy.error_floors(problem)
+    exact = error_model.exact(problem)
+    floors = error_model.error_floors(problem)
     out = {}
     for i, direction in enumerate(("forward", "gradient")):
         if result[i] is None:
             continue
-        err = accuracy.floored_ulps(result[i], exact[i], floors[i], problem["dtype"])
+        err = error_model.floored_ulps(result[i], exact[i], floors[i], problem["dtype"])
         worst = float(err.max()) if err.size else 0.0
         if worst > ulp_bound(problem["function"], problem["dtype"], direction):
             out[direction] = worst
@@ -61,17 +62,17 @@ def _make_property(function: str):
     @settings(max_examples=EXAMPLES)
     @given(problem=_problems(function))
     def check(impl, problem):
-        if accuracy.intermediate_overflow(problem):
+        if error_model.intermediate_overflow(problem):
             # Torch forms a term beyond the dtype's max before reducing: the named strict
             # xfails test_low_precision_*_overflows_intermediate pin this behaviour.
             event("skipped: intermediate overflow")
             return
         fn = _call(impl, function)
-        result = accuracy.run_callable(fn, problem)
-        exact = accuracy.exact(problem)
-        floors = accuracy.error_floors(problem)
+        result = run_callable(fn, problem)
+        exact = error_model.exact(problem)
+        floors = error_model.error_floors(problem)
         for i, direction in enumerate(("forward", "gradient")):
-            err = accuracy.floored_ulps(result[i], exact[i], floors[i], problem["dtype"])
+            err = error_model.floored_ulps(result[i], exact[i], floors[i], problem["dtype"])
             worst = float(err.max()) if err.size else 0.0
             target(min(worst, 1e6), label=f"{direction} ulps")
             bound = ulp_bound(function, problem["dtype"], direction)
@@ -79,7 +80,7 @@ def _make_property(function: str):
                 f"{function} {direction} in {problem['dtype']} is {worst:.3g} ulps from the "
                 f"exact answer (bound {bound}) on {problem!r}")
         if problem["dtype"] == "float64":
-            fwd, grad = accuracy.implementations(function)["reference (NumPy float64)"](problem)
+            fwd, grad = implementations(function)["reference (NumPy float64)"](problem)
             assert not _violations(problem, (fwd, grad)), f"reference off on {problem!r}"
 
     for spec in accuracy.PINNED:
@@ -109,8 +110,8 @@ def test_saturated_cross_entropy_gradient_is_exactly_softmax_minus_one_hot(impl,
     x = extreme.round_to(np.array([logits]), dtype)
     problem = {"function": "cross_entropy", "dtype": dtype, "input": x,
                "target": np.array([1]), "kwargs": {"reduction": "sum"}, "grad": np.array(1.0)}
-    _, grad = accuracy.run_callable(_call(impl, "cross_entropy"), problem)
-    _, exact = accuracy.exact(problem)
+    _, grad = run_callable(_call(impl, "cross_entropy"), problem)
+    _, exact = error_model.exact(problem)
     assert np.all(np.isfinite(grad)), grad
     assert np.array_equal(grad, extreme.round_to(exact, dtype)), (grad, exact)
     assert exact[0, 1] == -1.0 and exact[0, 0] == 1.0
@@ -125,11 +126,12 @@ def test_masked_rows_give_finite_gradients(impl, dtype):
     for name in ("softmax", "log_softmax"):
         problem = {"function": name, "dtype": dtype, "input": x, "target": None,
                    "kwargs": {"dim": 1}, "grad": g}
-        fwd, grad = accuracy.run_callable(_call(impl, name), problem)
-        exact_fwd, exact_grad = accuracy.exact(problem)
+        fwd, grad = run_callable(_call(impl, name), problem)
+        exact_fwd, exact_grad = error_model.exact(problem)
         assert np.all(np.isfinite(grad)), (name, grad)
         assert np.array_equal(np.isneginf(fwd), np.isneginf(exact_fwd))
-        err = accuracy.floored_ulps(grad, exact_grad, accuracy.error_floors(problem)[1], dtype)
+        err = error_model.floored_ulps(grad, exact_grad, error_model.error_floors(problem)[1],
+                                       dtype)
         assert np.all(err <= ulp_bound(name, dtype, "gradient")), (name, grad, exact_grad)
 
 
@@ -166,10 +168,10 @@ def test_the_property_catches_each_naive_formulation(impl, name, function, dtype
             problem = extreme.sample(rng, function, stratum, dtype, max_classes=16,
                                      max_batch=32)
             problem["kwargs"].pop("label_smoothing", None)
-            if accuracy.intermediate_overflow(problem):
+            if error_model.intermediate_overflow(problem):
                 continue
-            bad = _violations(problem, accuracy.run_callable(fn, problem))
-            if bad and not _violations(problem, accuracy.run_callable(
+            bad = _violations(problem, run_callable(fn, problem))
+            if bad and not _violations(problem, run_callable(
                     _call(impl, function), problem)):
                 caught = (stratum, bad)
                 break
@@ -182,9 +184,9 @@ def test_the_property_catches_each_naive_formulation(impl, name, function, dtype
 
 
 def _raw_ulps(problem, impl_fn, direction: int) -> float:
-    result = accuracy.run_callable(impl_fn, problem)
-    exact = accuracy.exact(problem)
-    err = accuracy.errors(result[direction], exact[direction], problem["dtype"])
+    result = run_callable(impl_fn, problem)
+    exact = error_model.exact(problem)
+    err = error_model.errors(result[direction], exact[direction], problem["dtype"])
     return float(err.max())
 
 
@@ -240,7 +242,7 @@ def test_reference_sigmoid_is_accurate():
     problem = {"function": "binary_cross_entropy_with_logits", "dtype": "float64",
                "input": np.array([-10.0, -700.0]), "target": np.array([0.0, 0.0]),
                "kwargs": {"reduction": "none"}, "grad": np.array([1.0, 1.0])}
-    ref = accuracy.implementations(problem["function"])["reference (NumPy float64)"](problem)
+    ref = implementations(problem["function"])["reference (NumPy float64)"](problem)
     assert not _violations(problem, ref)
 
 
@@ -256,19 +258,19 @@ def test_large_vocabulary_log_softmax_sums_accurately_in_float32(impl):
                                  extreme.DTYPES.index(dtype),
                                  extreme.strata_for(function).index("large_C")])
     problem = extreme.sample(rng, function, "large_C", dtype, max_classes=100_000)
-    fwd, _ = accuracy.run_callable(_call(impl, function), problem)
+    fwd, _ = run_callable(_call(impl, function), problem)
     exact = oracle.log_softmax(problem["input"], 1)  # forward only: one 128-bit pass
-    err = accuracy.floored_ulps(fwd, exact, accuracy.error_floors(problem)[0], dtype)
+    err = error_model.floored_ulps(fwd, exact, error_model.error_floors(problem)[0], dtype)
     assert err.max() <= ulp_bound(function, dtype, "forward"), err.max()
 
 
 def _finite_and_within_bound(impl, problem, direction: int) -> None:
     name = problem["function"]
-    result = accuracy.run_callable(_call(impl, name), problem)
-    exact = accuracy.exact(problem)
+    result = run_callable(_call(impl, name), problem)
+    exact = error_model.exact(problem)
     assert oracle.representable(exact[direction], problem["dtype"]).all()
-    err = accuracy.floored_ulps(result[direction], exact[direction],
-                                accuracy.error_floors(problem)[direction], problem["dtype"])
+    err = error_model.floored_ulps(result[direction], exact[direction],
+                                error_model.error_floors(problem)[direction], problem["dtype"])
     assert err.max() <= ulp_bound(name, problem["dtype"], ("forward", "gradient")[direction])
 
 
@@ -280,7 +282,7 @@ def test_low_precision_nll_mean_overflows_intermediate(impl):
                "input": np.array([[-30000.0, -1.0]] * 3), "target": np.array([0, 0, 0]),
                "kwargs": {"reduction": "mean", "weight": np.array([2.0, 1.0])},
                "grad": np.array(1.0)}
-    assert accuracy.intermediate_overflow(problem)
+    assert error_model.intermediate_overflow(problem)
     _finite_and_within_bound(impl, problem, 0)
 
 
@@ -292,7 +294,7 @@ def test_low_precision_label_smoothing_overflows_intermediate(impl):
     problem = {"function": "cross_entropy", "dtype": "float16",
                "input": np.array([[1e4, -1e4, -1e4, -1e4, -1e4]]), "target": np.array([0]),
                "kwargs": {"reduction": "sum", "label_smoothing": 0.1}, "grad": np.array(1.0)}
-    assert accuracy.intermediate_overflow(problem)
+    assert error_model.intermediate_overflow(problem)
     _finite_and_within_bound(impl, problem, 0)
 
 
@@ -307,7 +309,7 @@ def test_low_precision_bce_gradient_overflows_intermediate(impl):
                "target": np.ones(n), "kwargs": {"reduction": "mean",
                                                 "weight": np.full(n, 1000.0)},
                "grad": np.array(1.0)}
-    assert accuracy.intermediate_overflow(problem)
+    assert error_model.intermediate_overflow(problem)
     _finite_and_within_bound(impl, problem, 1)
 
 
