@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from lossproofs.accuracy_implementations import implementations
+from lossproofs.cases import Case
 from lossproofs.environment import (
     default_output_dir,
     environment,
@@ -45,37 +46,23 @@ FUNCTIONS = ("softmax", "log_softmax", "logsumexp", "nll_loss", "cross_entropy",
              "binary_cross_entropy", "binary_cross_entropy_with_logits")
 
 # ---------------------------------------------------------------------------- pinned cases
-# Worst inputs found by the targeted search (tests/test_accuracy.py, hypothesis.target), kept as
-# data so the tests pin them with @example and the report measures them. Each is a compact
-# recipe: (function, dtype, input, target, kwargs, grad).
-
-PINNED: list[dict[str, Any]] = [
+# Worst inputs found by the targeted search (lossproofs/suite/test_accuracy.py,
+# hypothesis.target), kept as data so the tests pin them with @example and the report measures
+# them. Arrays are given as found; the error model rounds them to the case's dtype, as torch does.
+_PINNED_TAG = extreme.stratum_tag("pinned")
+PINNED: list[Case] = [
     # log_softmax of a dominant class: the exact value is −Σ_{j≠k} exp(x_j − m), which torch
     # rounds to 0 because it takes log(S) rather than log1p(S − 1).
-    {"function": "log_softmax", "dtype": "float32", "input": [[0.0, -30.0]],
-     "target": None, "kwargs": {"dim": 1}, "grad": [[1.0, -0.5]]},
+    Case("log_softmax", (np.array([[0.0, -30.0]]),), {"dim": 1}, dtype="float32",
+         tags=_PINNED_TAG, grad_output=np.array([[1.0, -0.5]])),
     # float16 logits past the exp overflow threshold (11.09) with a large gap.
-    {"function": "cross_entropy", "dtype": "float16", "input": [[12.0, -12.0, 11.5]],
-     "target": [1], "kwargs": {"reduction": "mean"}, "grad": 1.0},
+    Case("cross_entropy", (np.array([[12.0, -12.0, 11.5]]), np.array([1])),
+         {"reduction": "mean"}, dtype="float16", tags=_PINNED_TAG, grad_output=np.array(1.0)),
     # BCE with logits at x = 1e3 with the matching target: exact loss softplus(−1e3)·pw ≈ 0.
-    {"function": "binary_cross_entropy_with_logits", "dtype": "float32",
-     "input": [1000.0, -1000.0], "target": [0.0, 1.0],
-     "kwargs": {"reduction": "none", "pos_weight": [3.0, 3.0]}, "grad": [1.0, 1.0]},
+    Case("binary_cross_entropy_with_logits", (np.array([1000.0, -1000.0]), np.array([0.0, 1.0])),
+         {"reduction": "none", "pos_weight": np.array([3.0, 3.0])}, dtype="float32",
+         tags=_PINNED_TAG, grad_output=np.array([1.0, 1.0])),
 ]
-
-
-def pinned_problem(spec: dict[str, Any]) -> dict[str, Any]:
-    """Turn a :data:`PINNED` recipe into a problem (arrays rounded to its dtype)."""
-    dtype = spec["dtype"]
-    kwargs = {k: (extreme.round_to(v, dtype) if k in ("weight", "pos_weight") else v)
-              for k, v in spec["kwargs"].items()}
-    target = spec["target"]
-    if target is not None:
-        target = (np.asarray(target, dtype=np.int64) if spec["function"] in
-                  extreme.INDEX_LOSSES else extreme.round_to(target, dtype))
-    return {"function": spec["function"], "stratum": "pinned", "dtype": dtype,
-            "input": extreme.round_to(spec["input"], dtype), "target": target,
-            "kwargs": kwargs, "grad": extreme.round_to(spec["grad"], dtype)}
 
 
 # ---------------------------------------------------------------------------- the report
@@ -106,8 +93,7 @@ def run_report(per_stratum: int, max_classes: int, max_batch: int, seed: int,
                 problems += [extreme.sample(rng, function, stratum, dtype,
                                             max_classes=max_classes, max_batch=max_batch)
                              for _ in range(count)]
-            problems += [pinned_problem(p) for p in PINNED
-                         if p["function"] == function and p["dtype"] == dtype]
+            problems += [p for p in PINNED if p.function == function and p.dtype == dtype]
             t0 = time.perf_counter()
             exacts = [exact(p) for p in problems]
             floors = [error_floors(p) for p in problems]
@@ -136,7 +122,8 @@ def run_report(per_stratum: int, max_classes: int, max_batch: int, seed: int,
                         key = (direction, name)
                         if err.size and (key not in worst
                                          or np.nanmax(err) > worst[key]["ulps"]):
-                            worst[key] = {"ulps": float(np.nanmax(err)), "stratum": p["stratum"]}
+                            worst[key] = {"ulps": float(np.nanmax(err)),
+                                          "stratum": extreme.stratum_of(p)}
             for name, c in collected.items():
                 row = {"function": function, "dtype": dtype, "implementation": name,
                        "problems": c["problems"],

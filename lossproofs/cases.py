@@ -49,6 +49,34 @@ def lay_out(t: torch.Tensor, layout: str) -> torch.Tensor:
     raise ValueError(f"unknown layout {layout!r}: expected one of {LAYOUTS}")
 
 
+def layout_for(t: torch.Tensor, layout: str) -> str:
+    """The layout a case's ``layout`` gives one of its tensors: the requested one when it makes
+    ``t`` non-contiguous, else ``sliced`` (which does whenever ``t`` has two or more elements);
+    ``contiguous`` for tensors of fewer than two elements, which no layout makes non-contiguous.
+
+    ``transposed`` needs two dimensions longer than 1, ``expanded`` equal slices along a dim 0
+    of two or more (a case's input has them; its target and weights usually do not).
+    """
+    if layout == "contiguous" or t.numel() < 2:
+        return "contiguous"
+    if layout == "transposed" and sum(d > 1 for d in t.shape) < 2:
+        return "sliced"
+    if layout == "expanded" and (t.shape[0] < 2 or not bool((t == t[:1]).all())):
+        return "sliced"
+    return layout
+
+
+def lay_out_like_case(t: torch.Tensor, layout: str) -> torch.Tensor:
+    """``t`` in the layout a case's ``layout`` gives it (:func:`layout_for`); raises
+    ``AssertionError`` if a non-contiguous layout left it contiguous (so a case never claims a
+    layout its tensors do not have)."""
+    laid = lay_out(t, layout_for(t, layout))
+    if layout != "contiguous" and t.numel() >= 2 and laid.is_contiguous():
+        raise AssertionError(f"layout {layout!r} left a tensor of shape {tuple(t.shape)} "
+                             "contiguous")
+    return laid
+
+
 def _array_literal(a: np.ndarray) -> str:
     # repr of Python floats round-trips exactly, so the reproduction is bit-exact.
     return f"np.array({a.tolist()!r}, dtype=np.{a.dtype.name})"
@@ -70,10 +98,23 @@ class Case:
     dtype: str = "float64"
     layout: str = "contiguous"
     tags: frozenset[str] = frozenset()
+    # The upstream gradient (float64, broadcastable to the output), for cases that carry their
+    # own, as the accuracy strata do; None where a test draws it.
+    grad_output: np.ndarray | None = None
+    # Python expressions that rebuild large arrays (argument name → expression), printed by the
+    # reproduction instead of a literal of 10⁵ numbers; set by lossproofs.strategies.large.
+    sources: dict[str, str] = field(default_factory=dict)
 
     # -- tensors an implementation sees ------------------------------------------------------
+    def _tensor(self, a: np.ndarray) -> torch.Tensor:
+        """``a`` as a contiguous tensor, floating values in the case's dtype."""
+        t = torch.from_numpy(np.array(a, copy=True))
+        return t.to(torch_dtype(self.dtype)) if t.is_floating_point() else t
+
     def torch_args(self, requires_grad: tuple[bool, ...] = ()) -> tuple[list[torch.Tensor], dict]:
-        """Positional tensors (the input in the case's layout) and keyword arguments.
+        """Positional tensors and keyword arguments, every tensor of two or more elements in the
+        case's layout (:func:`layout_for`: the target and weights too; a non-contiguous layout is
+        checked to be non-contiguous).
 
         ``requires_grad[i]`` marks positional tensor ``i`` as a leaf requiring grad. A
         non-contiguous input is made a leaf *with* its layout (the layout of a leaf survives
@@ -82,11 +123,7 @@ class Case:
         tensors = []
         for i, a in enumerate(self.arrays):
             rg = i < len(requires_grad) and requires_grad[i]
-            layout = self.layout if i == 0 else "contiguous"
-            t = torch.from_numpy(np.array(a, copy=True))
-            if t.is_floating_point():
-                t = t.to(torch_dtype(self.dtype))
-            t = lay_out(t, layout)
+            t = lay_out_like_case(self._tensor(a), self.layout)
             if rg:
                 # A view is not a leaf; detach keeps its strides, so the leaf has the layout.
                 t = t.detach().requires_grad_(True)
@@ -94,7 +131,7 @@ class Case:
         kwargs = {}
         for k, v in self.params.items():
             if k in _FLOAT_KWARGS and v is not None:
-                kwargs[k] = torch.from_numpy(np.array(v, copy=True)).to(torch_dtype(self.dtype))
+                kwargs[k] = lay_out_like_case(self._tensor(v), self.layout)
             else:
                 kwargs[k] = v
         return tensors, kwargs
@@ -119,31 +156,38 @@ class Case:
         names = ("input", "target")
         lines = ["import numpy as np, torch", "import torch.nn.functional as F",
                  "from lossproofs import reference"]
+        if self.sources:
+            lines.append("import lossproofs.strategies.large")
+
+        def value(name, a):
+            return self.sources.get(name) or _array_literal(a)
+
         for name, a in zip(names, self.arrays):
-            lines.append(f"{name} = {_array_literal(a)}")
+            lines.append(f"{name} = {value(name, a)}")
         kw = []
         for k, v in self.params.items():
             if isinstance(v, np.ndarray):
-                lines.append(f"{k} = {_array_literal(v)}")
+                lines.append(f"{k} = {value(k, v)}")
                 kw.append(f"{k}={k}")
             else:
                 kw.append(f"{k}={v!r}")
         args = ", ".join(list(names[: len(self.arrays)]) + kw)
         dt = f"torch.{self.dtype}"
-        conv = [f"t_{n} = torch.from_numpy({n})"
-                + (f".to({dt})" if a.dtype.kind == "f" else "")
-                for n, a in zip(names, self.arrays)]
-        conv += [f"t_{k} = torch.from_numpy({k}).to({dt})" for k, v in self.params.items()
-                 if isinstance(v, np.ndarray)]
+        tensors = [(n, a) for n, a in zip(names, self.arrays)] + [
+            (k, v) for k, v in self.params.items() if isinstance(v, np.ndarray)]
+        for n, a in tensors:
+            lines.append(f"t_{n} = torch.from_numpy({n})"
+                         + (f".to({dt})" if a.dtype.kind == "f" else ""))
+        laid = [(n, layout_for(self._tensor(a), self.layout)) for n, a in tensors]
+        laid = [(n, lay) for n, lay in laid if lay != "contiguous"]
+        if laid:
+            lines.insert(3, "from lossproofs.cases import lay_out")
+        for n, lay in laid:
+            lines.append(f"t_{n} = lay_out(t_{n}, {lay!r})  # same values, non-contiguous memory")
         targs = ", ".join([f"t_{n}" for n in names[: len(self.arrays)]]
                           + [f"{k}=t_{k}" if isinstance(v, np.ndarray) else f"{k}={v!r}"
                              for k, v in self.params.items()])
         fn = "torch.logsumexp" if self.function == "logsumexp" else f"F.{self.function}"
-        lines += conv
-        if self.layout != "contiguous":
-            lines.insert(3, "from lossproofs.cases import lay_out")
-            lines.append(f"t_input = lay_out(t_input, {self.layout!r})  # same values, "
-                         "non-contiguous memory")
         lines.append(f"print({fn}({targs}))")
         lines.append(f"print(reference.{self.function}({args}))  # float64, inputs as given")
         return "\n".join(lines)
@@ -156,5 +200,8 @@ class Case:
         shapes = ", ".join(f"{a.shape}:{a.dtype.name}" for a in self.arrays)
         params = {k: (v.shape if isinstance(v, np.ndarray) else v) for k, v in self.params.items()}
         return (f"Case({self.function}, arrays=[{shapes}], params={params}, dtype={self.dtype}, "
-                f"layout={self.layout}, tags={sorted(self.tags)})\n--- reproduction ---\n"
+                f"layout={self.layout}, tags={sorted(self.tags)}"
+                + ("" if self.grad_output is None
+                   else f", grad_output={np.shape(self.grad_output)}")
+                + f")\n--- reproduction ---\n"
                 f"{self.reproduction()}")

@@ -16,23 +16,30 @@ from the code CI checks.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from lossproofs import oracle
+from lossproofs.cases import Case
 from lossproofs.dtypes import BCE_EPSILON, eps, max_finite, smallest_subnormal, tiny
 from lossproofs.strategies import extreme
 
 
-def exact(problem: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def rounded_inputs(case: Case) -> tuple[tuple[np.ndarray, ...], dict[str, Any], np.ndarray]:
+    """``(arrays, params, grad_output)`` as the implementation sees them: floating values rounded
+    to the case's dtype, back in float64 (exact). The exact answer is that of these inputs."""
+    arrays, params = case.reference_args()
+    return arrays, params, case.rounded(np.asarray(case.grad_output, dtype=np.float64))
+
+
+def exact(case: Case) -> tuple[np.ndarray, np.ndarray]:
     """The oracle's forward and input-gradient for a problem (inputs as rounded to dtype)."""
-    name = problem["function"]
-    args = [problem["input"]] + ([problem["target"]] if problem["target"] is not None else [])
-    kwargs = dict(problem["kwargs"])
-    fwd = np.asarray(getattr(oracle, name)(*args, **kwargs), dtype=np.float64)
-    grad = getattr(oracle, name + "_backward")(np.broadcast_to(problem["grad"], fwd.shape),
-                                               *args, **kwargs)
+    arrays, params, g = rounded_inputs(case)
+    fwd = np.asarray(getattr(oracle, case.function)(*arrays, **params), dtype=np.float64)
+    grad = getattr(oracle, case.function + "_backward")(np.broadcast_to(g, fwd.shape), *arrays,
+                                                        **params)
     return fwd, np.asarray(grad, dtype=np.float64)
 
 
@@ -43,16 +50,16 @@ def errors(actual: np.ndarray, expected: np.ndarray, dtype: str) -> np.ndarray:
     return oracle.ulp_distance(actual[keep], expected[keep], dtype)
 
 
-def measure(problem: dict[str, Any], impl: Callable[[dict[str, Any]], Any],
+def measure(case: Case, impl: Callable[[Case], Any],
             exact_values: tuple[np.ndarray, np.ndarray] | None = None
             ) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(forward ulps, gradient ulps)`` of ``impl`` on ``problem`` (None: not applicable)."""
-    result = impl(problem)
+    """``(forward ulps, gradient ulps)`` of ``impl`` on ``case`` (None: not applicable)."""
+    result = impl(case)
     if result is None:
         return None
-    fwd_exact, grad_exact = exact_values or exact(problem)
+    fwd_exact, grad_exact = exact_values or exact(case)
     fwd, grad = result
-    dtype = problem["dtype"]
+    dtype = case.dtype
     fwd_err = errors(fwd, fwd_exact, dtype)
     grad_err = errors(grad, grad_exact, dtype) if grad is not None else np.array([])
     return fwd_err, grad_err
@@ -81,10 +88,11 @@ def _softmax_pieces(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return m, d, y
 
 
-def error_floors(problem: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def error_floors(case: Case) -> tuple[np.ndarray, np.ndarray]:
     """``(forward floor, gradient floor)``: magnitudes of the terms each formula combines."""
-    f, x = problem["function"], problem["input"]
-    g = np.asarray(problem["grad"], dtype=np.float64)
+    f = case.function
+    arrays, params, g = rounded_inputs(case)
+    x = arrays[0]
     with np.errstate(all="ignore"):
         if f in extreme.SOFTMAX_FAMILY:
             m, d, y = _softmax_pieces(x)
@@ -108,8 +116,8 @@ def error_floors(problem: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
                 grad = np.abs(g)[:, None] * y * scale
             return fwd, grad
         if f in extreme.INDEX_LOSSES:
-            return _index_loss_floors(problem)
-        return _binary_floors(problem)
+            return _index_loss_floors(f, arrays, params, g)
+        return _binary_floors(f, arrays, params, g, case.dtype)
 
 
 def _reduce_floor(per_element: np.ndarray, reduction: str, den: float) -> np.ndarray:
@@ -119,9 +127,8 @@ def _reduce_floor(per_element: np.ndarray, reduction: str, den: float) -> np.nda
     return np.asarray(total / den if reduction == "mean" and den else total)
 
 
-def _index_loss_floors(problem):
-    f, x, t, k = problem["function"], problem["input"], problem["target"], problem["kwargs"]
-    g = np.asarray(problem["grad"], dtype=np.float64)
+def _index_loss_floors(f, arrays, k, g):
+    x, t = arrays
     rows, c = x.shape
     w = k.get("weight", np.ones(c))
     eps = k.get("label_smoothing", 0.0)
@@ -149,9 +156,8 @@ def _index_loss_floors(problem):
         return _reduce_floor(per, red, den), grad
 
 
-def _binary_floors(problem):
-    f, x, y, k = problem["function"], problem["input"], problem["target"], problem["kwargs"]
-    g = np.asarray(problem["grad"], dtype=np.float64)
+def _binary_floors(f, arrays, k, g, dtype):
+    x, y = arrays
     red = k.get("reduction", "mean")
     w = k.get("weight", np.ones_like(x))
     n = x.size
@@ -164,8 +170,8 @@ def _binary_floors(problem):
             per = np.abs(w) * (np.abs(y - 1) * np.abs(log_q) + np.abs(y) * np.abs(log_p))
             # torch forms g·(p − y) before dividing by max(p(1 − p), ε): when that product is
             # subnormal it carries an absolute error of half the subnormal spacing.
-            subnormal = smallest_subnormal(problem["dtype"])
-            grad = gs * np.abs(w) * (np.abs(x - y) + subnormal / eps(problem["dtype"])) / (
+            subnormal = smallest_subnormal(dtype)
+            grad = gs * np.abs(w) * (np.abs(x - y) + subnormal / eps(dtype)) / (
                 np.maximum((1 - x) * x, BCE_EPSILON))
             return _reduce_floor(per, red, den), grad
         pw = k.get("pos_weight", np.ones_like(x))
@@ -201,24 +207,25 @@ def floored_ulps(actual: np.ndarray, expected: np.ndarray, floor: np.ndarray,
     return np.where(np.isfinite(a), np.minimum(raw, relaxed), np.inf)
 
 
-def intermediate_overflow(problem: dict[str, Any]) -> bool:
+def intermediate_overflow(case: Case) -> bool:
     """True when a term torch forms before reducing or scaling exceeds the dtype's max
     (a weighted loss term, the unreduced sum, or an unscaled gradient term), although the
     final result may be representable. Those problems are measured by the report and pinned by
     the strict xfails ``test_low_precision_*_overflows_intermediate``; the ulp property skips
     them."""
-    top = max_finite(problem["dtype"])
-    unreduced = dict(problem, kwargs=dict(problem["kwargs"], reduction="none"))
+    top = max_finite(case.dtype)
+    unreduced = replace(case, params={**case.params, "reduction": "none"})
     fwd, grad = error_floors(unreduced)
     with np.errstate(all="ignore"):
         # An infinite floor means the float64 sum of term magnitudes itself overflowed.
         fwd_total = float(np.nansum(fwd))
         grad_term = float(np.nanmax(grad, initial=0.0))
         smoothing_sum = 0.0
-        if problem["kwargs"].get("label_smoothing", 0.0) > 0:
+        if case.params.get("label_smoothing", 0.0) > 0:
             # The smoothing term's Σ_c w_c·(−lp_c) is formed before the ε/C factor.
-            _, d, _ = _softmax_pieces(problem["input"])
-            c = problem["input"].shape[1]
-            w = problem["kwargs"].get("weight", np.ones(c))
+            (x, _), params, _ = rounded_inputs(case)
+            _, d, _ = _softmax_pieces(x)
+            c = x.shape[1]
+            w = params.get("weight", np.ones(c))
             smoothing_sum = float(np.max(np.sum(w * (np.abs(d) + np.log(c)), axis=1)))
     return fwd_total > top or grad_term > top or smoothing_sum > top

@@ -11,8 +11,10 @@ masks, subnormals, large C, probabilities a few ulp from 0 and 1, huge BCE logit
 - :func:`strategy`: a hypothesis strategy, so properties shrink and ``hypothesis.target`` can
   steer the drawn floats toward the largest ulp error.
 
-A drawn problem is a dict: ``function``, ``input`` (float64, already rounded to ``dtype``),
-``target``, ``kwargs`` (weights rounded too) and ``grad`` (the incoming gradient).
+A drawn problem is a :class:`~lossproofs.cases.Case`: ``arrays`` are the input (float64, already
+rounded to ``dtype``) and, for losses, the target; ``params`` the keyword arguments (weights
+rounded too); ``grad_output`` the incoming gradient; its one tag, ``stratum:<name>``, names the
+stratum it was drawn from (:func:`stratum_of`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import torch
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from lossproofs.cases import Case
 from lossproofs.dtypes import DTYPES, eps, max_finite, smallest_subnormal, tiny  # noqa: F401
 
 SOFTMAX_FAMILY = ("softmax", "log_softmax", "logsumexp")
@@ -183,8 +186,19 @@ def _classes(d: Draw, s: Stratum, max_classes: int | None) -> int:
     return d.integer(min(s.min_classes, top), top)
 
 
+def stratum_tag(stratum: str) -> frozenset[str]:
+    """The tags of a problem drawn from ``stratum``."""
+    return frozenset({f"stratum:{stratum}"})
+
+
+def stratum_of(case: Case) -> str | None:
+    """The stratum a problem was drawn from (``pinned`` for the report's pinned cases)."""
+    names = [t.removeprefix("stratum:") for t in case.tags if t.startswith("stratum:")]
+    return names[0] if names else None
+
+
 def draw_problem(d: Draw, function: str, stratum: str, dtype: str,
-                 max_classes: int | None = None, max_batch: int = 2048) -> dict[str, Any]:
+                 max_classes: int | None = None, max_batch: int = 2048) -> Case:
     """One problem for ``function`` from ``stratum`` in ``dtype`` (inputs rounded to it)."""
     if function in ("binary_cross_entropy", "binary_cross_entropy_with_logits"):
         return _draw_binary(d, function, stratum, dtype, max_batch)
@@ -192,14 +206,11 @@ def draw_problem(d: Draw, function: str, stratum: str, dtype: str,
     c = _classes(d, s, max_classes)
     rows = d.integer(1, s.max_rows)
     x = round_to(_clip_finite(s.logits(d, dtype, rows, c), dtype), dtype)
-    problem: dict[str, Any] = {"function": function, "stratum": stratum, "dtype": dtype,
-                               "input": x, "target": None, "kwargs": {}}
     if function in SOFTMAX_FAMILY:
-        problem["kwargs"] = {"dim": 1}
         out_shape = (rows,) if function == "logsumexp" else x.shape
-        problem["grad"] = round_to(d.uniform(-1, 1, int(np.prod(out_shape))).reshape(
-            out_shape), dtype)
-        return problem
+        grad = round_to(d.uniform(-1, 1, int(np.prod(out_shape))).reshape(out_shape), dtype)
+        return Case(function, (x,), {"dim": 1}, dtype=dtype, tags=stratum_tag(stratum),
+                    grad_output=grad)
     finite = np.isfinite(x)
     choices = [np.flatnonzero(finite[i]) for i in range(rows)]
     t = np.array([ch[d.integer(0, len(ch) - 1)] for ch in choices], dtype=np.int64)
@@ -211,15 +222,13 @@ def draw_problem(d: Draw, function: str, stratum: str, dtype: str,
         from lossproofs import oracle
 
         x = round_to(np.where(finite, oracle.log_softmax(x, 1), -np.inf), dtype)
-        problem["input"] = x
         # A -inf log-probability at the target is a legitimate +inf loss: keep targets finite.
     elif d.uniform(0, 1, 1)[0] < 0.3 and finite.all():
         kwargs["label_smoothing"] = 0.1
-    problem["target"] = t
-    problem["kwargs"] = kwargs
-    problem["grad"] = (round_to(d.uniform(0.5, 2, rows), dtype) if kwargs["reduction"] == "none"
-                       else np.array(1.0))
-    return problem
+    grad = (round_to(d.uniform(0.5, 2, rows), dtype) if kwargs["reduction"] == "none"
+            else np.array(1.0))
+    return Case(function, (x, t), kwargs, dtype=dtype, tags=stratum_tag(stratum),
+                grad_output=grad)
 
 
 BINARY_STRATA = {
@@ -230,8 +239,7 @@ BINARY_STRATA = {
 }
 
 
-def _draw_binary(d: Draw, function: str, stratum: str, dtype: str,
-                 max_batch: int) -> dict[str, Any]:
+def _draw_binary(d: Draw, function: str, stratum: str, dtype: str, max_batch: int) -> Case:
     n = d.integer(min(512, max_batch), max_batch) if stratum == "large_batch" else d.integer(1, 8)
     u = eps(dtype)
     sub = smallest_subnormal(dtype)
@@ -263,8 +271,8 @@ def _draw_binary(d: Draw, function: str, stratum: str, dtype: str,
     x = round_to(_clip_finite(x, dtype), dtype)
     grad = (round_to(d.uniform(0.5, 2, n), dtype) if kwargs["reduction"] == "none"
             else np.array(1.0))
-    return {"function": function, "stratum": stratum, "dtype": dtype, "input": x,
-            "target": y, "kwargs": kwargs, "grad": grad}
+    return Case(function, (x, y), kwargs, dtype=dtype, tags=stratum_tag(stratum),
+                grad_output=grad)
 
 
 def strata_for(function: str) -> tuple[str, ...]:
@@ -277,14 +285,14 @@ def strata_for(function: str) -> tuple[str, ...]:
 
 
 def sample(rng: np.random.Generator, function: str, stratum: str, dtype: str,
-           **limits: Any) -> dict[str, Any]:
+           **limits: Any) -> Case:
     """A problem drawn with a seeded numpy generator (the report's fixed sets)."""
     return draw_problem(NumpyDraw(rng), function, stratum, dtype, **limits)
 
 
 @st.composite
 def strategy(draw, function: str, dtype: str, strata: Sequence[str] | None = None,
-             max_classes: int = 64, max_batch: int = 64) -> dict[str, Any]:
+             max_classes: int = 64, max_batch: int = 64) -> Case:
     """A hypothesis strategy of problems for ``function`` in ``dtype`` over ``strata``."""
     stratum = draw(st.sampled_from(list(strata or strata_for(function))))
     return draw_problem(HypothesisDraw(draw), function, stratum, dtype,

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from lossproofs import accuracy, error_model, naive, oracle
 from lossproofs.accuracy_implementations import implementations, run_callable
+from lossproofs.cases import Case
 from lossproofs.strategies import extreme
 from lossproofs.tolerances import ulp_bound
 
@@ -45,9 +46,9 @@ def _violations(problem, result) -> dict[str, float]:
     for i, direction in enumerate(("forward", "gradient")):
         if result[i] is None:
             continue
-        err = error_model.floored_ulps(result[i], exact[i], floors[i], problem["dtype"])
+        err = error_model.floored_ulps(result[i], exact[i], floors[i], problem.dtype)
         worst = float(err.max()) if err.size else 0.0
-        if worst > ulp_bound(problem["function"], problem["dtype"], direction):
+        if worst > ulp_bound(problem.function, problem.dtype, direction):
             out[direction] = worst
     return out
 
@@ -72,20 +73,20 @@ def _make_property(function: str):
         exact = error_model.exact(problem)
         floors = error_model.error_floors(problem)
         for i, direction in enumerate(("forward", "gradient")):
-            err = error_model.floored_ulps(result[i], exact[i], floors[i], problem["dtype"])
+            err = error_model.floored_ulps(result[i], exact[i], floors[i], problem.dtype)
             worst = float(err.max()) if err.size else 0.0
             target(min(worst, 1e6), label=f"{direction} ulps")
-            bound = ulp_bound(function, problem["dtype"], direction)
+            bound = ulp_bound(function, problem.dtype, direction)
             assert worst <= bound, (
-                f"{function} {direction} in {problem['dtype']} is {worst:.3g} ulps from the "
+                f"{function} {direction} in {problem.dtype} is {worst:.3g} ulps from the "
                 f"exact answer (bound {bound}) on {problem!r}")
-        if problem["dtype"] == "float64":
+        if problem.dtype == "float64":
             fwd, grad = implementations(function)["reference (NumPy float64)"](problem)
             assert not _violations(problem, (fwd, grad)), f"reference off on {problem!r}"
 
-    for spec in accuracy.PINNED:
-        if spec["function"] == function:
-            check = example(problem=accuracy.pinned_problem(spec))(check)
+    for pinned in accuracy.PINNED:
+        if pinned.function == function:
+            check = example(problem=pinned)(check)
     check.__name__ = f"test_{function}_is_within_its_ulp_bound_on_extreme_inputs"
     return check
 
@@ -108,8 +109,8 @@ def test_saturated_cross_entropy_gradient_is_exactly_softmax_minus_one_hot(impl,
     if dtype == "float16" and max(abs(v) for v in logits if np.isfinite(v)) > 65504:
         pytest.skip("logit not representable in float16")
     x = extreme.round_to(np.array([logits]), dtype)
-    problem = {"function": "cross_entropy", "dtype": dtype, "input": x,
-               "target": np.array([1]), "kwargs": {"reduction": "sum"}, "grad": np.array(1.0)}
+    problem = Case("cross_entropy", (x, np.array([1])), {"reduction": "sum"}, dtype=dtype,
+                   grad_output=np.array(1.0))
     _, grad = run_callable(_call(impl, "cross_entropy"), problem)
     _, exact = error_model.exact(problem)
     assert np.all(np.isfinite(grad)), grad
@@ -124,8 +125,7 @@ def test_masked_rows_give_finite_gradients(impl, dtype):
                                                               float("-inf")]]), dtype)
     g = extreme.round_to(np.array([[0.5, -1.0, 0.25], [1.0, -0.5, 2.0]]), dtype)
     for name in ("softmax", "log_softmax"):
-        problem = {"function": name, "dtype": dtype, "input": x, "target": None,
-                   "kwargs": {"dim": 1}, "grad": g}
+        problem = Case(name, (x,), {"dim": 1}, dtype=dtype, grad_output=g)
         fwd, grad = run_callable(_call(impl, name), problem)
         exact_fwd, exact_grad = error_model.exact(problem)
         assert np.all(np.isfinite(grad)), (name, grad)
@@ -167,7 +167,7 @@ def test_the_property_catches_each_naive_formulation(impl, name, function, dtype
         for _ in range(6):
             problem = extreme.sample(rng, function, stratum, dtype, max_classes=16,
                                      max_batch=32)
-            problem["kwargs"].pop("label_smoothing", None)
+            problem.params.pop("label_smoothing", None)
             if error_model.intermediate_overflow(problem):
                 continue
             bad = _violations(problem, run_callable(fn, problem))
@@ -186,7 +186,7 @@ def test_the_property_catches_each_naive_formulation(impl, name, function, dtype
 def _raw_ulps(problem, impl_fn, direction: int) -> float:
     result = run_callable(impl_fn, problem)
     exact = error_model.exact(problem)
-    err = error_model.errors(result[direction], exact[direction], problem["dtype"])
+    err = error_model.errors(result[direction], exact[direction], problem.dtype)
     return float(err.max())
 
 
@@ -195,8 +195,8 @@ def _raw_ulps(problem, impl_fn, direction: int) -> float:
     "class dominates, Σ rounds to 1 and the dominant log-probability is returned as exactly 0 "
     "instead of −Σ_{j≠k} exp(x_j − m) (here −4.2e-18); pytorch#113708"))
 def test_log_softmax_keeps_relative_accuracy_for_a_dominant_class(impl):
-    problem = {"function": "log_softmax", "dtype": "float64", "input": np.array([[0.0, -40.0]]),
-               "target": None, "kwargs": {"dim": 1}, "grad": np.array([[1.0, 1.0]])}
+    problem = Case("log_softmax", (np.array([[0.0, -40.0]]),), {"dim": 1},
+                   grad_output=np.array([[1.0, 1.0]]))
     assert _raw_ulps(problem, _call(impl, "log_softmax"), 0) <= ulp_bound(
         "log_softmax", "float64", "forward")
 
@@ -206,9 +206,8 @@ def test_log_softmax_keeps_relative_accuracy_for_a_dominant_class(impl):
     "which rounds to exactly 0 (the loss e^{−40} ≈ 4.2e-18 is representable): same log-vs-"
     "log1p cause as pytorch#113708, in the fused loss"))
 def test_cross_entropy_of_a_confident_correct_prediction_is_not_zero(impl):
-    problem = {"function": "cross_entropy", "dtype": "float64",
-               "input": np.array([[40.0, 0.0]]), "target": np.array([0]),
-               "kwargs": {"reduction": "sum"}, "grad": np.array(1.0)}
+    problem = Case("cross_entropy", (np.array([[40.0, 0.0]]), np.array([0])),
+                   {"reduction": "sum"}, grad_output=np.array(1.0))
     assert _raw_ulps(problem, _call(impl, "cross_entropy"), 0) <= ulp_bound(
         "cross_entropy", "float64", "forward")
 
@@ -218,9 +217,8 @@ def test_cross_entropy_of_a_confident_correct_prediction_is_not_zero(impl):
     "and x = −40, x and logsigmoid(x) = x − 4.2e-18 cancel and the loss softplus(x) = 4.2e-18 "
     "is returned as 0 (softplus(x) has no cancellation); no upstream issue found"))
 def test_bce_with_logits_keeps_relative_accuracy_when_confidently_right(impl):
-    problem = {"function": "binary_cross_entropy_with_logits", "dtype": "float64",
-               "input": np.array([-40.0]), "target": np.array([0.0]),
-               "kwargs": {"reduction": "none"}, "grad": np.array([1.0])}
+    problem = Case("binary_cross_entropy_with_logits", (np.array([-40.0]), np.array([0.0])),
+                   {"reduction": "none"}, grad_output=np.array([1.0]))
     assert _raw_ulps(problem, _call(impl, "binary_cross_entropy_with_logits"), 0) <= ulp_bound(
         "binary_cross_entropy_with_logits", "float64", "forward")
 
@@ -230,19 +228,18 @@ def test_bce_with_logits_keeps_relative_accuracy_when_confidently_right(impl):
     "overflows and σ(x) — and the BCE-with-logits gradient — is flushed to 0, although e^x is "
     "still a representable subnormal (here 2.0e-313); no upstream issue found"))
 def test_sigmoid_gradient_keeps_subnormal_results(impl):
-    problem = {"function": "binary_cross_entropy_with_logits", "dtype": "float64",
-               "input": np.array([-720.0]), "target": np.array([0.0]),
-               "kwargs": {"reduction": "sum"}, "grad": np.array(1.0)}
+    problem = Case("binary_cross_entropy_with_logits", (np.array([-720.0]), np.array([0.0])),
+                   {"reduction": "sum"}, grad_output=np.array(1.0))
     assert _raw_ulps(problem, _call(impl, "binary_cross_entropy_with_logits"), 1) <= ulp_bound(
         "binary_cross_entropy_with_logits", "float64", "gradient")
 
 
 def test_reference_sigmoid_is_accurate():
     """Regression: σ(x) was exp(logsigmoid(x)), 6 ulps off at x = −10 and ~350 at x = −700."""
-    problem = {"function": "binary_cross_entropy_with_logits", "dtype": "float64",
-               "input": np.array([-10.0, -700.0]), "target": np.array([0.0, 0.0]),
-               "kwargs": {"reduction": "none"}, "grad": np.array([1.0, 1.0])}
-    ref = implementations(problem["function"])["reference (NumPy float64)"](problem)
+    problem = Case("binary_cross_entropy_with_logits",
+                   (np.array([-10.0, -700.0]), np.array([0.0, 0.0])), {"reduction": "none"},
+                   grad_output=np.array([1.0, 1.0]))
+    ref = implementations(problem.function)["reference (NumPy float64)"](problem)
     assert not _violations(problem, ref)
 
 
@@ -259,29 +256,28 @@ def test_large_vocabulary_log_softmax_sums_accurately_in_float32(impl):
                                  extreme.strata_for(function).index("large_C")])
     problem = extreme.sample(rng, function, "large_C", dtype, max_classes=100_000)
     fwd, _ = run_callable(_call(impl, function), problem)
-    exact = oracle.log_softmax(problem["input"], 1)  # forward only: one 128-bit pass
+    exact = oracle.log_softmax(problem.arrays[0], 1)  # forward only: one 128-bit pass
     err = error_model.floored_ulps(fwd, exact, error_model.error_floors(problem)[0], dtype)
     assert err.max() <= ulp_bound(function, dtype, "forward"), err.max()
 
 
 def _finite_and_within_bound(impl, problem, direction: int) -> None:
-    name = problem["function"]
+    name = problem.function
     result = run_callable(_call(impl, name), problem)
     exact = error_model.exact(problem)
-    assert oracle.representable(exact[direction], problem["dtype"]).all()
+    assert oracle.representable(exact[direction], problem.dtype).all()
     err = error_model.floored_ulps(result[direction], exact[direction],
-                                error_model.error_floors(problem)[direction], problem["dtype"])
-    assert err.max() <= ulp_bound(name, problem["dtype"], ("forward", "gradient")[direction])
+                                   error_model.error_floors(problem)[direction], problem.dtype)
+    assert err.max() <= ulp_bound(name, problem.dtype, ("forward", "gradient")[direction])
 
 
 @pytest.mark.torch_divergence(reason=(
     "torch nll_loss 'mean' in float16 forms Σ w[t]·ℓ in float16 before dividing by Σ w[t]: "
     "3 × 2 × 30000 overflows to inf though the mean, 30000, is representable"))
 def test_low_precision_nll_mean_overflows_intermediate(impl):
-    problem = {"function": "nll_loss", "dtype": "float16",
-               "input": np.array([[-30000.0, -1.0]] * 3), "target": np.array([0, 0, 0]),
-               "kwargs": {"reduction": "mean", "weight": np.array([2.0, 1.0])},
-               "grad": np.array(1.0)}
+    problem = Case("nll_loss", (np.array([[-30000.0, -1.0]] * 3), np.array([0, 0, 0])),
+                   {"reduction": "mean", "weight": np.array([2.0, 1.0])}, dtype="float16",
+                   grad_output=np.array(1.0))
     assert error_model.intermediate_overflow(problem)
     _finite_and_within_bound(impl, problem, 0)
 
@@ -291,9 +287,9 @@ def test_low_precision_nll_mean_overflows_intermediate(impl):
     "before multiplying by ε/C: 4 × 20000 overflows to inf, so the loss is inf though its "
     "exact value (≈ 1.8e4) is representable"))
 def test_low_precision_label_smoothing_overflows_intermediate(impl):
-    problem = {"function": "cross_entropy", "dtype": "float16",
-               "input": np.array([[1e4, -1e4, -1e4, -1e4, -1e4]]), "target": np.array([0]),
-               "kwargs": {"reduction": "sum", "label_smoothing": 0.1}, "grad": np.array(1.0)}
+    problem = Case("cross_entropy", (np.array([[1e4, -1e4, -1e4, -1e4, -1e4]]), np.array([0])),
+                   {"reduction": "sum", "label_smoothing": 0.1}, dtype="float16",
+                   grad_output=np.array(1.0))
     assert error_model.intermediate_overflow(problem)
     _finite_and_within_bound(impl, problem, 0)
 
@@ -304,11 +300,9 @@ def test_low_precision_label_smoothing_overflows_intermediate(impl):
     "≈ −488, is representable"))
 def test_low_precision_bce_gradient_overflows_intermediate(impl):
     n = 2048
-    problem = {"function": "binary_cross_entropy", "dtype": "float16",
-               "input": extreme.round_to(np.full(n, 1e-3), "float16"),
-               "target": np.ones(n), "kwargs": {"reduction": "mean",
-                                                "weight": np.full(n, 1000.0)},
-               "grad": np.array(1.0)}
+    problem = Case("binary_cross_entropy", (np.full(n, 1e-3), np.ones(n)),
+                   {"reduction": "mean", "weight": np.full(n, 1000.0)}, dtype="float16",
+                   grad_output=np.array(1.0))
     assert error_model.intermediate_overflow(problem)
     _finite_and_within_bound(impl, problem, 1)
 
