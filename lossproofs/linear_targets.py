@@ -1,0 +1,422 @@
+"""torch's ``linear_cross_entropy`` as implementations under test: the reference path, every
+chunked configuration, the ``nn`` module, a probe of the configurations that fall back, and the
+error scales a matmul-fed loss is compared at.
+
+Each implementation is a callable with the reference's signature
+``fn(input, linear_weight, target, linear_bias=None, weight=None, reduction="mean",
+ignore_index=None, label_smoothing=0.0)``; :func:`target` wraps one in a
+:class:`~lossproofs.targets.Target` whose ``linear_cross_entropy`` it provides, so
+``lossproofs.checks.call`` runs it on a :class:`~lossproofs.cases.Case`.
+
+Chunked configurations (``nn.LinearCrossEntropyOptions``) are ``acc_policy`` × chunking:
+
+- ``acc_policy`` ∈ :data:`ACC_POLICIES` and ``acc_dtype`` ∈ {None, float32} (float32 only
+  changes anything for float16/bfloat16 input, the one mixed pair torch allows);
+- chunking either by an explicit ``batch_chunk_size`` (``chunking_method=None``) of kind
+  :data:`CHUNK_SIZES` — 1, a non-divisor of N (the last chunk is shorter) or at least N (one
+  chunk) — chosen per call from the input's N, or by a ``chunking_method`` from
+  :data:`CHUNKING_METHODS` (``batch_chunk_size=None``; torch rejects the two together when they
+  disagree).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lossproofs import reference
+from lossproofs.cases import Case, lay_out, torch_dtype
+
+FUNCTION = "linear_cross_entropy"
+ACC_POLICIES = ("accurate", "balanced", "compact", "auto")
+CHUNK_SIZES = ("1", "non-divisor", "at least N")
+CHUNKING_METHODS = ("auto", "aspect_ratio", "aspect_ratio:2")
+FALLBACK_WARNING = "linear_cross_entropy: ``options`` ignored"
+SIGNATURE_DEFAULTS = dict(linear_bias=None, weight=None, reduction="mean", ignore_index=None,
+                          label_smoothing=0.0)
+
+
+def chunk_size(kind: str, n: int) -> int:
+    """The ``batch_chunk_size`` of ``kind`` for a batch of ``n`` rows (unbatched input: n = 1).
+
+    ``"non-divisor"`` is the smallest k ≥ 2 that does not divide n (so the last chunk is
+    shorter and at least two chunks run); for n ≤ 2 none exists below n and it is n + 1.
+    """
+    if kind == "1":
+        return 1
+    if kind == "at least N":
+        return n + 3
+    if kind == "non-divisor":
+        return next((k for k in range(2, n) if n % k), n + 1)
+    raise ValueError(f"unknown chunk size kind {kind!r}: expected one of {CHUNK_SIZES}")
+
+
+@dataclass(frozen=True)
+class ChunkedConfig:
+    """One chunked configuration. ``chunk`` is a kind from :data:`CHUNK_SIZES` (explicit
+    ``batch_chunk_size``) or None (``chunking_method`` picks it)."""
+
+    acc_policy: str = "accurate"
+    chunk: str | None = "non-divisor"
+    chunking_method: str | None = None
+    acc_dtype: str | None = None
+    allow_retain_graph: bool = False
+
+    @property
+    def name(self) -> str:
+        how = f"chunk={self.chunk}" if self.chunk else f"method={self.chunking_method}"
+        extra = (f",acc_dtype={self.acc_dtype}" if self.acc_dtype else "") + (
+            ",retain" if self.allow_retain_graph else "")
+        return f"chunked[{self.acc_policy},{how}{extra}]"
+
+    def options(self, n: int, dtype: torch.dtype = torch.float64
+                ) -> nn.LinearCrossEntropyOptions:
+        """The options object for a batch of ``n`` rows of ``dtype``. A float32 ``acc_dtype``
+        applies to float16/bfloat16 input only (torch rejects it with any other dtype)."""
+        mixed = self.acc_dtype is not None and dtype in (torch.float16, torch.bfloat16)
+        return nn.LinearCrossEntropyOptions(
+            allow_retain_graph=self.allow_retain_graph,
+            batch_chunk_size=chunk_size(self.chunk, n) if self.chunk else None,
+            chunking_method=None if self.chunk else self.chunking_method,
+            acc_policy=self.acc_policy,
+            acc_dtype=getattr(torch, self.acc_dtype) if mixed else None,
+        )
+
+
+def all_configurations() -> list[ChunkedConfig]:
+    """Every acc_policy × (explicit chunk size | chunking method) × acc_dtype."""
+    out = []
+    for policy in ACC_POLICIES:
+        for acc_dtype in (None, "float32"):
+            out += [ChunkedConfig(policy, kind, None, acc_dtype) for kind in CHUNK_SIZES]
+            out += [ChunkedConfig(policy, None, m, acc_dtype) for m in CHUNKING_METHODS]
+    return out
+
+
+def representative_configurations() -> list[ChunkedConfig]:
+    """A set that covers every acc_policy, every chunk-size kind and every chunking method at
+    least once, with and without a float32 accumulator (what the per-dtype properties run)."""
+    return [
+        ChunkedConfig("accurate", "1"),
+        ChunkedConfig("accurate", "non-divisor", acc_dtype="float32"),
+        ChunkedConfig("balanced", "at least N"),
+        ChunkedConfig("balanced", "non-divisor", acc_dtype="float32"),
+        ChunkedConfig("compact", "non-divisor"),
+        ChunkedConfig("compact", "1", acc_dtype="float32"),
+        ChunkedConfig("auto", None, "auto"),
+        ChunkedConfig("accurate", None, "aspect_ratio"),
+        ChunkedConfig("compact", None, "aspect_ratio:2", acc_dtype="float32"),
+    ]
+
+
+# -- the callables ------------------------------------------------------------------------------
+def _batch(input: torch.Tensor) -> int:
+    return input.shape[0] if input.dim() == 2 else 1
+
+
+def reference_path() -> Callable[..., torch.Tensor]:
+    """``F.linear_cross_entropy(..., options=None)``: linear, then cross_entropy."""
+    def linear_cross_entropy(input, linear_weight, target, linear_bias=None, weight=None,
+                             reduction="mean", ignore_index=None, label_smoothing=0.0):
+        return F.linear_cross_entropy(
+            input, linear_weight, target, linear_bias=linear_bias, weight=weight,
+            reduction=reduction, ignore_index=ignore_index, label_smoothing=label_smoothing,
+            options=None)
+    linear_cross_entropy.__qualname__ = "reference_path"
+    return linear_cross_entropy
+
+
+def chunked(config: ChunkedConfig) -> Callable[..., torch.Tensor]:
+    """``F.linear_cross_entropy(..., options=config.options(N))``, N from the input per call.
+    Fallback warnings pass through to the caller."""
+    def linear_cross_entropy(input, linear_weight, target, linear_bias=None, weight=None,
+                             reduction="mean", ignore_index=None, label_smoothing=0.0):
+        return F.linear_cross_entropy(
+            input, linear_weight, target, linear_bias=linear_bias, weight=weight,
+            reduction=reduction, ignore_index=ignore_index, label_smoothing=label_smoothing,
+            options=config.options(_batch(input), input.dtype))
+    linear_cross_entropy.__qualname__ = config.name
+    return linear_cross_entropy
+
+
+def nn_module(config: ChunkedConfig | None = None) -> Callable[..., torch.Tensor]:
+    """``nn.LinearCrossEntropyLoss`` in the functional signature: a module is built per call
+    with the arguments' shapes, and the caller's ``linear_weight``/``linear_bias`` are swapped
+    in for its parameters (``torch.func.functional_call``), so gradients reach the caller's
+    tensors. The module stores the weight flat, ``(C·P, in)``, as its forward expects."""
+    def linear_cross_entropy(input, linear_weight, target, linear_bias=None, weight=None,
+                             reduction="mean", ignore_index=None, label_smoothing=0.0):
+        num_classes, *out_features, in_features = linear_weight.shape
+        module = nn.LinearCrossEntropyLoss(
+            in_features, num_classes, out_features=tuple(out_features),
+            bias=linear_bias is not None, dtype=linear_weight.dtype, reduction=reduction,
+            weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing,
+            options=None if config is None else config.options(_batch(input), input.dtype))
+        params = {"linear.weight": linear_weight.reshape(-1, in_features)}
+        if linear_bias is not None:
+            params["linear.bias"] = linear_bias.reshape(-1)
+        return torch.func.functional_call(module, params, (input, target))
+    linear_cross_entropy.__qualname__ = "nn" + ("" if config is None else f"[{config.name}]")
+    return linear_cross_entropy
+
+
+def target(fn: Callable[..., torch.Tensor], name: str | None = None):
+    """A :class:`~lossproofs.targets.Target` providing ``linear_cross_entropy`` = ``fn``."""
+    from lossproofs.targets import Target  # late: the registry refactor imports heavily
+
+    return Target(name or getattr(fn, "__qualname__", "linear"), {FUNCTION: fn},
+                  description=f"torch.nn.functional.linear_cross_entropy ({name or fn})")
+
+
+# -- running a case ---------------------------------------------------------------------------
+# The linear_weight's layout for each input layout: "expanded" (stride 0 along dim 0) would make
+# every class's weight row equal, a constant loss, so the weight is transposed instead.
+WEIGHT_LAYOUT = {"contiguous": "contiguous", "transposed": "transposed", "sliced": "sliced",
+                 "expanded": "transposed"}
+GRADIENT_NAMES = ("input", "linear_weight", "linear_bias", "target")
+
+
+def tensors(case: Case, requires_grad: frozenset[str] = frozenset()):
+    """``(args, kwargs, leaves)`` for a linear_cross_entropy case: input in the case's layout,
+    linear_weight in :data:`WEIGHT_LAYOUT`'s, floating tensors (linear_bias and class weight
+    included) in the case's dtype, and ``leaves[name]`` the leaf tensors requiring grad for the
+    names in ``requires_grad`` (from :data:`GRADIENT_NAMES`; absent ones are skipped)."""
+    dt = torch_dtype(case.dtype)
+    x, w, t = (torch.from_numpy(np.array(a, copy=True)) for a in case.arrays)
+    x = lay_out(x.to(dt), case.layout)
+    w = lay_out(w.to(dt), WEIGHT_LAYOUT[case.layout])
+    if t.is_floating_point():
+        t = t.to(dt)
+    kwargs = {}
+    for k, v in case.params.items():
+        kwargs[k] = (torch.from_numpy(np.array(v, copy=True)).to(dt)
+                     if k in ("linear_bias", "weight") and v is not None else v)
+    leaves = {}
+    named = {"input": x, "linear_weight": w, "target": t, "linear_bias": kwargs.get("linear_bias")}
+    for name in requires_grad:
+        tensor = named.get(name)
+        if tensor is None or not tensor.is_floating_point():
+            continue
+        leaf = tensor.detach().requires_grad_(True)
+        leaves[name] = leaf
+        named[name] = leaf
+    if "linear_bias" in kwargs:
+        kwargs["linear_bias"] = named["linear_bias"]
+    return (named["input"], named["linear_weight"], named["target"]), kwargs, leaves
+
+
+def reference_args(case: Case) -> tuple[tuple[np.ndarray, ...], dict]:
+    """The arrays and params as the implementation sees them (rounded to the dtype), float64;
+    unlike :meth:`Case.reference_args` this rounds ``linear_bias`` too."""
+    arrays, params = case.reference_args()
+    if params.get("linear_bias") is not None:
+        params = {**params, "linear_bias": case.rounded(np.asarray(params["linear_bias"]))}
+    return arrays, params
+
+
+def forward(fn, case: Case) -> tuple[np.ndarray, np.ndarray]:
+    """``(actual, expected)`` forward values, float64."""
+    args, kwargs, _ = tensors(case)
+    out = fn(*args, **kwargs)
+    arrays, params = reference_args(case)
+    expected = np.asarray(reference.linear_cross_entropy(*arrays, **params), dtype=np.float64)
+    return out.detach().to(torch.float64).numpy(), expected
+
+
+def gradients(fn, case: Case, seed: int, wrt: tuple[str, ...] = ("input", "linear_weight",
+                                                                 "linear_bias")):
+    """Autograd gradients of ``fn`` with a random ``grad_output`` (rounded to the dtype) against
+    the reference's closed forms, for the names in ``wrt`` that the case has (a frozen tensor is
+    simply not in ``wrt``). Returns ``(grad_output, [(name, actual, expected), ...])``."""
+    args, kwargs, leaves = tensors(case, frozenset(wrt))
+    out = fn(*args, **kwargs)
+    g = case.rounded(np.random.default_rng(seed).uniform(-2.0, 2.0, size=tuple(out.shape)))
+    names = [n for n in wrt if n in leaves]
+    grads = torch.autograd.grad(out, [leaves[n] for n in names],
+                                torch.from_numpy(g).to(out.dtype), allow_unused=True)
+    arrays, params = reference_args(case)
+    gi, gw, gb = reference.linear_cross_entropy_backward(g, *arrays, **params)
+    expected = {"input": gi, "linear_weight": gw, "linear_bias": gb}
+    if "target" in names:
+        expected["target"] = reference.linear_cross_entropy_target_backward(g, *arrays, **params)
+    results = []
+    for name, actual in zip(names, grads):
+        e = np.asarray(expected[name], dtype=np.float64)
+        a = np.zeros_like(e) if actual is None else actual.detach().to(torch.float64).numpy()
+        results.append((name, a, e))
+    return g, results
+
+
+def zero_mean_denominator(case: Case) -> bool:
+    """A ``mean`` whose denominator is 0 (every target ignored, or every kept target's class
+    weight 0): the loss is NaN, and the chunked path's gradient is NaN in *every* row where the
+    reference path's is NaN only in the kept rows (see the special-value test)."""
+    if case.params.get("reduction", "mean") != "mean" or case.arrays[2].dtype.kind == "f":
+        return False
+    t = case.arrays[2]
+    ignore_index = case.params.get("ignore_index")
+    kept = t != (-100 if ignore_index is None else ignore_index)
+    w = case.params.get("weight")
+    if w is None:
+        return not kept.any()
+    w = case.rounded(np.asarray(w))
+    return float(np.sum(w[np.where(kept, t, 0)][kept])) == 0.0
+
+
+# -- fallbacks ----------------------------------------------------------------------------------
+def documented_fallback(case: Case) -> bool:
+    """torch's documented rule: the chunked path runs only for an int64 class-index target,
+    ``label_smoothing == 0`` and a 2-D linear weight (no K-dim loss); else it warns and falls
+    back to the reference path."""
+    target_array = case.arrays[2]
+    return (target_array.dtype != np.int64
+            or case.params.get("label_smoothing", 0.0) != 0.0
+            or case.arrays[1].ndim > 2)
+
+
+def call_recording_warnings(fn, *args, **kwargs) -> tuple[Any, list[str]]:
+    """``fn(*args, **kwargs)`` and the messages of the fallback warnings it raised."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn(*args, **kwargs)
+    return out, [str(w.message) for w in caught if FALLBACK_WARNING in str(w.message)]
+
+
+def probe_fallbacks(configs: list[ChunkedConfig] | None = None) -> list[dict]:
+    """Which argument families make the chunked path fall back, per configuration: one record
+    ``{config, family, warned}`` per pair, from one small call each (float64, N = 3)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 2, generator=g, dtype=torch.float64)
+    w = torch.randn(4, 2, generator=g, dtype=torch.float64)
+    t = torch.tensor([0, 3, 1])
+    p = torch.softmax(torch.randn(3, 4, generator=g, dtype=torch.float64), 1)
+    families = {
+        "plain": ((x, w, t), {}),
+        "bias, class weight, ignore_index": (
+            (x, w, t), dict(linear_bias=torch.zeros(4, dtype=torch.float64),
+                            weight=torch.ones(4, dtype=torch.float64), ignore_index=3)),
+        "reduction none": ((x, w, t), dict(reduction="none")),
+        "unbatched": ((x[0], w, t[0]), {}),
+        "label smoothing": ((x, w, t), dict(label_smoothing=0.1)),
+        "negative label smoothing": ((x, w, t), dict(label_smoothing=-0.1)),
+        "probability target": ((x, w, p), {}),
+        "uint8 target": ((x, w, t.to(torch.uint8)), {}),
+        "K-dim weight": ((x, w.reshape(2, 2, 2), torch.zeros(3, 2, dtype=torch.int64)), {}),
+    }
+    records = []
+    for config in configs or representative_configurations():
+        fn = chunked(config)
+        for family, (args, kwargs) in families.items():
+            _, warned = call_recording_warnings(fn, *args, **kwargs)
+            records.append({"config": config.name, "family": family, "warned": bool(warned)})
+    return records
+
+
+# -- comparison scales ------------------------------------------------------------------------
+def logit_bounds(case: Case) -> np.ndarray:
+    """``A_n = max_c (Σ_i |x_ni|·|W_ci| + |b_c|)`` per batch row (shape ``(N,)``, ``(1,)``
+    unbatched): the magnitude the matmul sums to form row n's logits, so the absolute error of
+    a logit computed in a dtype with unit roundoff u is at most about ``u·A_n`` (one rounding
+    of the result plus the accumulation, whatever its order)."""
+    (x, w, _t), params = reference_args(case)
+    b = params.get("linear_bias")
+    x2 = np.abs(np.atleast_2d(x))
+    w2 = np.abs(w.reshape(-1, w.shape[-1]))
+    mags = x2 @ w2.T
+    if b is not None:
+        mags = mags + np.abs(np.asarray(b, dtype=np.float64)).reshape(-1)
+    return np.max(mags, axis=1, initial=0.0)
+
+
+def _gradient_magnitudes(case: Case, grad_output: np.ndarray) -> np.ndarray:
+    """``M[n, j] = |g_lp| + p·Σ_c |g_lp|``, the two terms of ``∂L/∂z = g_lp − p·Σ_c g_lp``
+    without their cancellation, as ``(N, C·P)`` rows: the size of each logit's gradient that a
+    relative rounding in p or g_lp perturbs (|∂L/∂z| itself can be 0 where p = target)."""
+    from lossproofs.reference._kernels import (
+        _cross_entropy_grad_log_probs,
+        _cross_entropy_plan,
+        _from_rows,
+    )
+
+    arrays, params = reference_args(case)
+    x, _w, t = arrays
+    z = _logits(case)
+    ignore_index = params.get("ignore_index")
+    plan = _cross_entropy_plan(z, t, params.get("weight"),
+                               -100 if ignore_index is None else ignore_index,
+                               params.get("reduction", "mean"), params.get("label_smoothing", 0.0))
+    with np.errstate(all="ignore"):
+        g_lp = np.abs(_cross_entropy_grad_log_probs(plan, np.asarray(grad_output)))
+        p = np.exp(plan["log_probs"])
+        m = g_lp + p * np.sum(g_lp, axis=1, keepdims=True)
+    n = 1 if x.ndim == 1 else x.shape[0]
+    return _from_rows(m, z.shape).reshape(n, -1)
+
+
+def linear_scales(case: Case, grad_output: np.ndarray | None = None) -> dict[str, float]:
+    """Error scales (``atol`` multipliers) for the forward value and the three gradients of a
+    linear_cross_entropy case, from first-order error propagation through ``z = x·Wᵀ + b``:
+
+    - forward: ``Σ_n ‖∂L/∂z_n‖₁·A_n`` (each logit off by ``u·A_n`` moves the loss by at most
+      ``‖∂L/∂z_n‖₁·u·A_n``), and never below cross_entropy's own scale on the float64 logits
+      (the summation error of the loss terms);
+    - gradients: ``E_n = |∂L/∂z_n|·(1 + A_n)`` bounds the error of the logits' gradient (the
+      rounding of p, and p's relative error from the logits' ``u·A_n``), and the two matmuls
+      propagate it: input ``max (E·|W2|)``, weight ``max (Eᵀ·|x|)``, bias ``max Σ_n E_n``.
+
+    Each is at least 1. For ``reduction="none"`` the forward scale is the largest row's.
+    """
+    from lossproofs.checks import error_scale  # late: checks imports the registry
+
+    arrays, params = reference_args(case)
+    x, w, t = arrays
+    a = logit_bounds(case)
+    fwd_expected = np.asarray(reference.linear_cross_entropy(x, w, t, **params))
+    if grad_output is None:
+        grad_output = np.ones(fwd_expected.shape)
+    plan_case = Case("cross_entropy",
+                     (np.asarray(_logits(case)), t),
+                     {k: v for k, v in params.items() if k not in ("linear_bias",)
+                      and not (k == "ignore_index" and v is None)},
+                     "float64")
+    ce_scale = error_scale(plan_case, fwd_expected)
+    ones = np.ones(fwd_expected.shape)
+    m1 = _gradient_magnitudes(case, ones)
+    row_l1 = np.nan_to_num(np.sum(m1, axis=1), nan=0.0, posinf=0.0)
+    if params.get("reduction", "mean") == "none":
+        fwd = float(np.max(row_l1 * a, initial=0.0))
+    else:
+        fwd = float(np.sum(row_l1 * a))
+    mg = _gradient_magnitudes(case, grad_output)
+    e = np.nan_to_num(mg * (1.0 + a)[:, None], nan=0.0, posinf=0.0)
+    x2 = np.abs(np.atleast_2d(x))
+    w2 = np.abs(w.reshape(-1, w.shape[-1]))
+    return {
+        "forward": max(1.0, ce_scale, fwd),
+        "input": max(1.0, float(np.max(e @ w2, initial=0.0))),
+        "linear_weight": max(1.0, float(np.max(e.T @ x2, initial=0.0))),
+        "linear_bias": max(1.0, float(np.max(np.sum(e, axis=0), initial=0.0))),
+        "target": 1.0,
+    }
+
+
+def _logits(case: Case) -> np.ndarray:
+    (x, w, _t), params = reference_args(case)
+    z = np.atleast_2d(x) @ w.reshape(-1, w.shape[-1]).T
+    if params.get("linear_bias") is not None:
+        z = z + np.asarray(params["linear_bias"]).reshape(-1)
+    logits_shape = (*x.shape[:-1], w.shape[0], *w.shape[1:-1])
+    return z.reshape(logits_shape)
+
+
+def with_params(case: Case, **params) -> Case:
+    """``case`` with some params replaced (None removes one)."""
+    merged = {k: v for k, v in {**case.params, **params}.items() if v is not None}
+    return replace(case, params=merged)
