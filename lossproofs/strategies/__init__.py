@@ -1,28 +1,82 @@
-"""Hypothesis strategies for ordinary inputs (extreme inputs live in :mod:`.extreme`).
+"""Hypothesis strategies for ordinary inputs (extreme inputs live in :mod:`.extreme`, inputs of
+realistic size in :mod:`.large`, empty and single-element inputs in :mod:`.degenerate`).
 
 Building blocks (shapes, logits, index targets with ``ignore_index`` sprinkled, class weights,
 probability targets, BCE probabilities, dtypes, layouts) and, built from them, one strategy of
 :class:`~lossproofs.cases.Case` per function: ``cases(function_name, dtype=...)``.
 
 Ordinary inputs are bounded: logits in ``[-LOGIT_BOUND, LOGIT_BOUND]``, at most
-``MAX_CLASSES`` classes and small batches, so that tolerances can be stated once per dtype
-(see :mod:`lossproofs.tolerances`). Extremes are the job of :mod:`.extreme`.
+``MAX_CLASSES`` classes and ``MAX_BATCH`` rows, so that tolerances can be stated once per dtype
+(see :mod:`lossproofs.tolerances`) and a property stays cheap. Extremes are the job of
+:mod:`.extreme`, size the job of :mod:`.large`.
+
+What an ordinary draw is (measured by ``tests/test_strategies.py``):
+
+- every dimension has at least one element and the reduced (class) dimension at least two,
+  except in the small ``single class`` stratum; empty and single-element inputs have their own
+  explicit tests (``lossproofs/suite/test_degenerate.py``);
+- every element is drawn on its own (no ``fill``: hypothesis' arrays otherwise repeat one value),
+  and rows along the class dimension are not constant, except in the named strata ``ties``
+  (values from a set of three, so maxima tie) and ``constant rows``, each a small share;
+- when an ``ignore_index`` is drawn, kept and ignored targets share the batch (``ignore:partial``)
+  unless the small strata ``ignore:all`` or ``ignore:none`` are drawn;
+- every array argument (input, target, weights) takes the drawn memory layout, and a
+  non-contiguous layout is non-contiguous for each of them with two or more elements (asserted by
+  :meth:`~lossproofs.cases.Case.torch_args`).
+
+Each case's ``tags`` name its parameter families and strata, and each draw records them as
+hypothesis events, so ``pytest --hypothesis-show-statistics`` shows what a property reached.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import event
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 from hypothesis.extra import numpy as hnp
 
 from lossproofs.cases import DTYPES, LAYOUTS, Case
 
 LOGIT_BOUND = 10.0
-MAX_CLASSES = 6
-MAX_BATCH = 5
-MAX_SPATIAL = 3
+MAX_CLASSES = 12
+MAX_BATCH = 8
+MAX_SPATIAL = 4
+# K-dim inputs: at most this many spatial positions per sample (keeps a draw ≤ 256 elements,
+# each drawn on its own).
+MAX_SPATIAL_POSITIONS = 8
+MAX_KDIM_BATCH = 4
+MAX_KDIM_CLASSES = 8
 REDUCTIONS = ("none", "sum", "mean")
 DEFAULT_IGNORE_INDEX = -100
+
+# Shares (in percent of draws) of the named strata that ordinary draws keep at a small share.
+TIES_SHARE = 6
+CONSTANT_ROWS_SHARE = 6
+SINGLE_CLASS_SHARE = 4
+ALL_IGNORED_SHARE = 6
+NONE_IGNORED_SHARE = 6
+
+
+def record(*tags: str) -> None:
+    """Record each tag as a hypothesis event (shown by ``--hypothesis-show-statistics``); a
+    no-op outside a hypothesis test (``strategy.example()``)."""
+    for tag in tags:
+        try:
+            event(tag)
+        except InvalidArgument:
+            return
+
+
+def _stratum(draw, *named: tuple[str, int], default: str) -> str:
+    """One of ``named`` strata with its share in percent, else ``default`` (the shrink target)."""
+    r = draw(st.integers(0, 99))
+    edge = 100
+    for name, share in named:
+        edge -= share
+        if r >= edge:
+            return name
+    return default
 
 
 def dtypes() -> st.SearchStrategy[str]:
@@ -38,8 +92,10 @@ def reductions() -> st.SearchStrategy[str]:
 
 
 def float_arrays(shape, lo: float, hi: float) -> st.SearchStrategy[np.ndarray]:
-    """float64 arrays of ``shape`` with finite elements in ``[lo, hi]``."""
-    return hnp.arrays(np.float64, shape, elements=st.floats(lo, hi, allow_nan=False))
+    """float64 arrays of ``shape`` with finite elements in ``[lo, hi]``, each drawn on its own
+    (``fill=nothing``: no array of one repeated value unless the elements happen to repeat)."""
+    return hnp.arrays(np.float64, shape, elements=st.floats(lo, hi, allow_nan=False),
+                      fill=st.nothing())
 
 
 def logits(shape) -> st.SearchStrategy[np.ndarray]:
@@ -47,21 +103,70 @@ def logits(shape) -> st.SearchStrategy[np.ndarray]:
     return float_arrays(shape, -LOGIT_BOUND, LOGIT_BOUND)
 
 
+def vary_rows(x: np.ndarray, axis: int, lo: float, hi: float) -> np.ndarray:
+    """``x`` with every constant row along ``axis`` made non-constant: a ramp spanning a quarter
+    of ``[lo, hi]`` is added to it and the result clipped to ``[lo, hi]`` (the two ends of the
+    ramp stay distinct since the row's value lies in ``[lo, hi]``)."""
+    if x.ndim == 0 or x.shape[axis] < 2 or x.size == 0:
+        return x
+    first = np.take(x, [0], axis=axis)
+    constant = np.all(x == first, axis=axis, keepdims=True)
+    if not constant.any():
+        return x
+    shape = [1] * x.ndim
+    shape[axis] = x.shape[axis]
+    span = (hi - lo) / 4
+    ramp = np.linspace(-span, span, x.shape[axis]).reshape(shape)
+    return np.where(constant, np.clip(x + ramp, lo, hi), x)
+
+
+@st.composite
+def row_values(draw, shape, axis: int, lo: float, hi: float, stratum: str) -> np.ndarray:
+    """Values of ``shape`` in ``[lo, hi]`` for the named row stratum along ``axis``:
+    ``varied`` (no constant row), ``ties`` (three distinct values: maxima tie) or
+    ``constant rows``."""
+    if stratum == "ties":
+        levels = draw(st.lists(st.floats(lo, hi), min_size=3, max_size=3, unique=True))
+        return draw(hnp.arrays(np.float64, shape, elements=st.sampled_from(levels),
+                               fill=st.nothing()))
+    if stratum == "constant rows":
+        one = list(shape)
+        one[axis] = 1
+        row = draw(float_arrays(tuple(one), lo, hi))
+        return np.broadcast_to(row, shape).copy()
+    return vary_rows(draw(float_arrays(shape, lo, hi)), axis, lo, hi)
+
+
+def row_stratum(draw) -> str:
+    return _stratum(draw, ("ties", TIES_SHARE), ("constant rows", CONSTANT_ROWS_SHARE),
+                    default="varied")
+
+
 @st.composite
 def class_shapes(draw, allow_unbatched: bool = True, allow_kdim: bool = True,
-                 allow_empty: bool = True, min_classes: int = 1) -> tuple[int, ...]:
-    """``(C,)``, ``(N, C)`` or ``(N, C, d1, ..., dk)`` with ``k`` in 1..3; N may be 0."""
+                 allow_empty: bool = False, min_classes: int = 2) -> tuple[int, ...]:
+    """``(C,)``, ``(N, C)`` or ``(N, C, d1, ..., dk)`` with ``k`` in 1..3.
+
+    Every dimension has at least one element (``allow_empty`` lets N be 0: the degenerate
+    strategies' business, not the ordinary draws'). ``C ≥ min_classes``.
+    """
     kinds = ["batched"] + (["unbatched"] if allow_unbatched else []) + (
         ["kdim"] if allow_kdim else [])
     kind = draw(st.sampled_from(kinds))
-    c = draw(st.integers(min_classes, MAX_CLASSES))
+    low_n = 0 if allow_empty else 1
     if kind == "unbatched":
-        return (c,)
-    n = draw(st.integers(0 if allow_empty else 1, MAX_BATCH))
+        return (draw(st.integers(min_classes, MAX_CLASSES)),)
     if kind == "kdim":
+        n = draw(st.integers(low_n, MAX_KDIM_BATCH))
+        c = draw(st.integers(min_classes, max(min_classes, MAX_KDIM_CLASSES)))
         k = draw(st.integers(1, 3))
-        return (n, c, *draw(st.lists(st.integers(1, MAX_SPATIAL), min_size=k, max_size=k)))
-    return (n, c)
+        dims: list[int] = []
+        for _ in range(k):
+            room = MAX_SPATIAL_POSITIONS // max(1, int(np.prod(dims)))
+            dims.append(draw(st.integers(1, max(1, min(MAX_SPATIAL, room)))))
+        return (n, c, *dims)
+    n = draw(st.integers(low_n, MAX_BATCH))
+    return (n, draw(st.integers(min_classes, MAX_CLASSES)))
 
 
 def class_dim(shape: tuple[int, ...]) -> int:
@@ -76,36 +181,80 @@ def target_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 @st.composite
-def ignore_indices(draw, num_classes: int) -> int:
-    """The default -100, another negative value, a real class, or a value past the classes."""
-    return draw(st.sampled_from([
-        DEFAULT_IGNORE_INDEX, -1, draw(st.integers(0, num_classes - 1)), num_classes + 2]))
+def ignore_indices(draw, num_classes: int, uint8: bool = False) -> int:
+    """The default -100, another negative value, a real class, or a value past the classes
+    (for uint8 targets only values a uint8 can hold)."""
+    choices = [draw(st.integers(0, num_classes - 1)), num_classes + 2]
+    if not uint8:
+        choices = [DEFAULT_IGNORE_INDEX, -1, *choices]
+    return draw(st.sampled_from(choices))
+
+
+IGNORE_STRATA = ("partial", "all", "none")
 
 
 @st.composite
 def index_targets(draw, shape: tuple[int, ...], ignore_index: int | None,
-                  dtype=np.int64) -> np.ndarray:
-    """Class indices for an input of ``shape``, with ``ignore_index`` sprinkled in (unless
-    it is None)."""
+                  dtype=np.int64, ignored: str | None = None) -> np.ndarray:
+    """Class indices for an input of ``shape``.
+
+    With an ``ignore_index``, ``ignored`` says which targets are ignored: ``partial`` (at least
+    one kept and one ignored target when there are two or more), ``all`` or ``none``; drawn
+    when None (``partial`` the norm). Kept targets never equal ``ignore_index``.
+    """
     c = shape[class_dim(shape)]
     tshape = target_shape(shape)
-    values = st.integers(0, c - 1)
-    if ignore_index is not None and (dtype == np.int64 or 0 <= ignore_index <= 255):
-        values = st.one_of(values, st.just(ignore_index)) if draw(st.booleans()) else values
-    return draw(hnp.arrays(dtype, tshape, elements=values))
+    usable = ignore_index is not None and (dtype == np.int64 or 0 <= ignore_index <= 255)
+    kept_classes = [k for k in range(c) if not (usable and k == ignore_index)]
+    if not usable:
+        return draw(hnp.arrays(dtype, tshape, elements=st.integers(0, c - 1), fill=st.nothing()))
+    if ignored is None:
+        ignored = _stratum(draw, ("all", ALL_IGNORED_SHARE), ("none", NONE_IGNORED_SHARE),
+                           default="partial")
+    if not kept_classes:
+        ignored = "all"
+    size = int(np.prod(tshape, dtype=np.int64))
+    if ignored == "all":
+        return np.full(tshape, ignore_index, dtype=dtype)
+    kept = draw(hnp.arrays(np.int64, tshape, elements=st.sampled_from(kept_classes),
+                           fill=st.nothing()))
+    if ignored == "none":
+        return kept.astype(dtype)
+    mask = draw(hnp.arrays(np.bool_, tshape, fill=st.nothing()))
+    if size >= 2:
+        # Guarantee both: the first drawn position ignored, another kept.
+        flat = mask.reshape(-1)
+        first = draw(st.integers(0, size - 1))
+        other = (first + draw(st.integers(1, size - 1))) % size
+        flat[first], flat[other] = True, False
+        mask = flat.reshape(tshape)
+    return np.where(mask, ignore_index, kept).astype(dtype)
+
+
+def ignored_share(target: np.ndarray, ignore_index: int) -> str:
+    """Which targets are ignored: ``all``, ``none`` or ``partial`` (``none`` when empty)."""
+    hit = target == ignore_index
+    if hit.size and hit.all():
+        return "all"
+    return "partial" if hit.any() else "none"
 
 
 # Ordinary class weights are 0 or at least MIN_WEIGHT: weights near the underflow threshold
 # (where torch's w·x underflows and g/Σw overflows) are extreme inputs, pinned in
-# lossproofs.known_issues rather than drawn here.
+# lossproofs.known_issues and drawn by the large tier (lossproofs.strategies.large).
 MIN_WEIGHT = 2.0**-10
 
 
 def class_weights(num_classes: int) -> st.SearchStrategy[np.ndarray | None]:
     """No weight, or a ``(C,)`` weight in ``{0} ∪ [MIN_WEIGHT, 3]``."""
-    w = hnp.arrays(np.float64, (num_classes,),
-                   elements=st.one_of(st.just(0.0), st.floats(MIN_WEIGHT, 3.0)))
-    return st.one_of(st.none(), w)
+    return st.one_of(st.none(), class_weight_arrays(num_classes))
+
+
+def class_weight_arrays(num_classes: int) -> st.SearchStrategy[np.ndarray]:
+    """A ``(C,)`` weight in ``{0} ∪ [MIN_WEIGHT, 3]``, elements drawn on their own."""
+    return hnp.arrays(np.float64, (num_classes,),
+                      elements=st.one_of(st.floats(MIN_WEIGHT, 3.0), st.just(0.0)),
+                      fill=st.nothing())
 
 
 @st.composite
@@ -113,11 +262,13 @@ def probability_targets(draw, shape: tuple[int, ...]) -> np.ndarray:
     """Class-probability targets of ``shape``: soft rows, one-hot rows, or unnormalised rows."""
     cd = class_dim(shape)
     kind = draw(st.sampled_from(["soft", "one_hot", "unnormalised"]))
+    record(f"probability target:{kind}")
     if kind == "unnormalised":
         return draw(float_arrays(shape, 0.0, 1.0))
     if kind == "one_hot":
         c = shape[cd]
-        idx = draw(hnp.arrays(np.int64, target_shape(shape), elements=st.integers(0, c - 1)))
+        idx = draw(hnp.arrays(np.int64, target_shape(shape), elements=st.integers(0, c - 1),
+                              fill=st.nothing()))
         return np.moveaxis(np.eye(c)[idx], -1, cd) if idx.size else np.zeros(shape)
     raw = draw(float_arrays(shape, 0.0, 1.0)) + 1e-3
     return raw / raw.sum(axis=cd, keepdims=True)
@@ -128,6 +279,11 @@ def label_smoothings() -> st.SearchStrategy[float]:
     return st.one_of(st.just(0.0), st.just(1.0), st.floats(0.0, 1.0))
 
 
+def positive_label_smoothings() -> st.SearchStrategy[float]:
+    """Label smoothing in ``(0, 1]``."""
+    return st.one_of(st.just(1.0), st.floats(0.0, 1.0, exclude_min=True))
+
+
 @st.composite
 def broadcast_shapes_into(draw, shape: tuple[int, ...]) -> tuple[int, ...]:
     """A shape that broadcasts to ``shape`` without enlarging it (trailing dims, 1 or equal)."""
@@ -136,21 +292,18 @@ def broadcast_shapes_into(draw, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(draw(st.sampled_from([1, d])) for d in tail)
 
 
-@st.composite
-def _expanded(draw, shape, elements) -> np.ndarray:
-    """An array of ``shape`` whose slices along dim 0 are all equal (for the expanded layout)."""
-    row = draw(elements((1, *shape[1:])))
-    return np.broadcast_to(row, shape).copy()
+def _layout_for(draw, shape: tuple[int, ...], axis: int | None) -> str:
+    """A layout for an input of ``shape``; ``expanded`` (equal slices along dim 0) only where it
+    leaves the rows along ``axis`` free to vary and dim 0 has two or more slices."""
+    layout = draw(layouts())
+    if layout == "expanded" and (len(shape) < 2 or shape[0] < 2 or axis == 0):
+        layout = "sliced"
+    return layout
 
 
-@st.composite
-def _layout_and_input(draw, shape, elements, dtype=None):
-    layout = draw(layouts()) if len(shape) >= 1 else "contiguous"
-    if layout == "expanded":
-        x = draw(_expanded(shape, elements))
-    else:
-        x = draw(elements(shape))
-    return layout, x
+def _expanded(x: np.ndarray) -> np.ndarray:
+    """``x`` with every slice along dim 0 equal to the first (for the expanded layout)."""
+    return np.broadcast_to(x[:1], x.shape).copy()
 
 
 def _dtype(draw, dtype):
@@ -158,87 +311,172 @@ def _dtype(draw, dtype):
 
 
 def _tags(*names: str | None) -> frozenset[str]:
-    return frozenset(n for n in names if n)
+    tags = frozenset(n for n in names if n)
+    record(*sorted(tags))
+    return tags
+
+
+def _row_tags(stratum: str) -> str | None:
+    return None if stratum == "varied" else stratum
+
+
+@st.composite
+def softmax_shapes(draw, min_reduced: int = 2) -> tuple[tuple[int, ...], int]:
+    """A 1-d to 4-d shape of at most 256 elements and a dim whose extent is ≥ ``min_reduced``."""
+    ndim = draw(st.integers(1, 4))
+    dim = draw(st.integers(-ndim, ndim - 1))
+    max_extent = {1: 12, 2: 8, 3: 6, 4: 4}[ndim]
+    shape = [draw(st.integers(1, max_extent)) for _ in range(ndim)]
+    shape[dim] = max(shape[dim], min_reduced)
+    return tuple(shape), dim
 
 
 @st.composite
 def softmax_cases(draw, function: str = "softmax", dtype: str | None = None) -> Case:
-    """``softmax``/``log_softmax``/``logsumexp`` on 0-d to 4-d inputs along a valid dim."""
-    shape = tuple(draw(st.lists(st.integers(0, 4), min_size=0, max_size=4)))
-    layout, x = draw(_layout_and_input(shape, logits))
-    ndim = max(len(shape), 1)
-    dim = draw(st.integers(-ndim, ndim - 1))
-    params = {"dim": dim}
-    tags = ["empty" if 0 in shape else None, "0-d" if not shape else None,
-            None if layout == "contiguous" else "non-contiguous"]
+    """``softmax``/``log_softmax``/``logsumexp`` on 1-d to 4-d inputs along a valid dim (for
+    ``logsumexp`` also a tuple of dims); the reduced extent is ≥ 2 except in the ``single
+    class`` stratum."""
+    single = _stratum(draw, ("single class", SINGLE_CLASS_SHARE), default="") == "single class"
+    shape, dim = draw(softmax_shapes(min_reduced=1 if single else 2))
+    if single:
+        shape = tuple(1 if i == dim % len(shape) else d for i, d in enumerate(shape))
+    params: dict = {"dim": dim}
+    tuple_dim = False
+    if function == "logsumexp" and len(shape) >= 2 and draw(st.booleans()):
+        others = [i for i in range(len(shape)) if i != dim % len(shape)]
+        extra = draw(st.lists(st.sampled_from(others), min_size=1, max_size=len(others),
+                              unique=True))
+        params["dim"] = tuple(draw(st.permutations([dim, *extra])))
+        tuple_dim = True
+    axis = dim % len(shape)
+    layout = _layout_for(draw, shape, axis)
+    stratum = row_stratum(draw)
+    x = draw(row_values(shape, axis, -LOGIT_BOUND, LOGIT_BOUND, stratum))
+    if layout == "expanded":
+        x = _expanded(x)
     if function == "logsumexp":
         params["keepdim"] = draw(st.booleans())
+    tags = [None if layout == "contiguous" else "non-contiguous",
+            "single class" if single else None, _row_tags(stratum),
+            "tuple dim" if tuple_dim else None, f"layout:{layout}", f"ndim:{len(shape)}"]
     return Case(function, (x,), params, _dtype(draw, dtype), layout, _tags(*tags))
 
 
 @st.composite
 def nll_loss_cases(draw, dtype: str | None = None, function: str = "nll_loss", *,
                    ignored: bool = True, weighted: bool = True, smoothed: bool = True,
-                   allow_empty: bool = True, uint8: bool = True) -> Case:
+                   allow_empty: bool = False, uint8: bool = True,
+                   reduction: str | None = None, weight: bool | None = None,
+                   ignore: str | None = None, smoothing: bool | None = None,
+                   shape: tuple[int, ...] | None = None) -> Case:
     """``nll_loss`` (or index-target ``cross_entropy``) over every parameter family.
 
     The keyword switches turn families off for identities that hold only without them:
     ``ignored`` (ignore_index and ignored targets), ``weighted``, ``smoothed`` (label
-    smoothing, cross_entropy only), ``allow_empty`` and ``uint8`` targets.
+    smoothing, cross_entropy only) and ``uint8`` targets. ``allow_empty`` is accepted for
+    compatibility; ordinary draws are never empty (see :mod:`.degenerate`).
+
+    The combination arguments fix one family each instead of drawing it: ``reduction``,
+    ``weight`` (True: a class weight, False: none), ``ignore`` (``"partial"``: an
+    ``ignore_index`` with at least one kept and one ignored target, ``"all"``, ``"none"``, or
+    ``"absent"``: no ignore_index argument and no ignored target) and ``smoothing`` (True: label
+    smoothing in (0, 1], False: none). ``shape`` fixes the input's shape.
     """
-    shape = draw(class_shapes(allow_empty=allow_empty))
-    c = shape[class_dim(shape)]
-    layout, x = draw(_layout_and_input(shape, logits))
+    del allow_empty
+    force_partial = ignore == "partial"
+    if shape is None:
+        single = (not force_partial and _stratum(
+            draw, ("single class", SINGLE_CLASS_SHARE), default="") == "single class")
+        shape = draw(class_shapes(min_classes=1 if single else 2))
+        if single:
+            shape = tuple(1 if i == class_dim(shape) else d for i, d in enumerate(shape))
+        if force_partial and int(np.prod(target_shape(shape))) < 2:
+            shape = (2, *shape) if len(shape) == 1 else (max(2, shape[0]), *shape[1:])
+    cd = class_dim(shape)
+    c = shape[cd]
+    layout = _layout_for(draw, shape, cd)
+    stratum = row_stratum(draw)
+    x = draw(row_values(shape, cd, -LOGIT_BOUND, LOGIT_BOUND, stratum))
     params: dict = {}
-    ignore_index = DEFAULT_IGNORE_INDEX
-    if ignored and draw(st.booleans()):
-        ignore_index = draw(ignore_indices(c))
-        params["ignore_index"] = ignore_index
     # torch accepts uint8 targets only for (C,) and (N, C) inputs; K-dim inputs reject them
     # (an error case, see lossproofs.error_cases).
     target_dtype = draw(st.sampled_from([np.int64, np.int64, np.uint8] if uint8 and len(shape) <= 2
                                         else [np.int64]))
-    t = draw(index_targets(shape, ignore_index if ignored else None, target_dtype))
-    weight = draw(class_weights(c)) if weighted else None
-    if weight is not None:
-        params["weight"] = weight
-    params["reduction"] = draw(reductions())
-    if function == "cross_entropy" and smoothed:
-        eps = draw(label_smoothings())
+    ignore_index = DEFAULT_IGNORE_INDEX
+    use_ignore = (ignore in ("partial", "all", "none") if ignore is not None
+                  else ignored and draw(st.booleans()))
+    if use_ignore:
+        ignore_index = draw(ignore_indices(c, uint8=target_dtype == np.uint8))
+        params["ignore_index"] = ignore_index
+        t = draw(index_targets(shape, ignore_index, target_dtype,
+                               ignored=ignore if ignore in IGNORE_STRATA else None))
+    else:
+        t = draw(index_targets(shape, None, target_dtype))
+    if layout == "expanded":
+        x = _expanded(x)  # the target keeps its values; Case.torch_args slices it instead
+    w = (draw(class_weight_arrays(c)) if weight else None) if weight is not None else (
+        draw(class_weights(c)) if weighted else None)
+    if w is not None:
+        params["weight"] = w
+    params["reduction"] = reduction if reduction is not None else draw(reductions())
+    eps = 0.0
+    if function == "cross_entropy" and (smoothing if smoothing is not None else smoothed):
+        eps = draw(positive_label_smoothings() if smoothing else label_smoothings())
         if eps:
             params["label_smoothing"] = eps
+    share = ignored_share(t, ignore_index) if use_ignore else "absent"
     tags = [
-        "reduction", "weight" if weight is not None else None,
-        "ignore_index" if ignored and ((t == ignore_index).any() or "ignore_index" in params)
-        else None,
-        "label_smoothing" if params.get("label_smoothing") else None,
+        "reduction", f"reduction:{params['reduction']}",
+        "weight" if w is not None else None,
+        "ignore_index" if use_ignore else None, f"ignore:{share}",
+        "label_smoothing" if eps else None,
         "unbatched" if len(shape) == 1 else None, "k-dim" if len(shape) > 2 else None,
-        "empty" if 0 in shape else None, "single class" if c == 1 else None,
-        None if layout == "contiguous" else "non-contiguous",
+        "single class" if c == 1 else None, _row_tags(stratum),
+        None if layout == "contiguous" else "non-contiguous", f"layout:{layout}",
         "uint8 target" if target_dtype == np.uint8 else None,
     ]
     return Case(function, (x, t), params, _dtype(draw, dtype), layout, _tags(*tags))
 
 
 @st.composite
-def cross_entropy_probability_cases(draw, dtype: str | None = None) -> Case:
-    """``cross_entropy`` with class-probability targets (the target has the input's shape)."""
-    shape = draw(class_shapes())
-    c = shape[class_dim(shape)]
-    layout, x = draw(_layout_and_input(shape, logits))
+def cross_entropy_probability_cases(draw, dtype: str | None = None, *,
+                                    reduction: str | None = None, weight: bool | None = None,
+                                    smoothing: bool | None = None) -> Case:
+    """``cross_entropy`` with class-probability targets (the target has the input's shape).
+
+    ``reduction``, ``weight`` and ``smoothing`` fix a family instead of drawing it, as in
+    :func:`nll_loss_cases`.
+    """
+    single = _stratum(draw, ("single class", SINGLE_CLASS_SHARE), default="") == "single class"
+    shape = draw(class_shapes(min_classes=1 if single else 2))
+    if single:
+        shape = tuple(1 if i == class_dim(shape) else d for i, d in enumerate(shape))
+    cd = class_dim(shape)
+    c = shape[cd]
+    layout = _layout_for(draw, shape, cd)
+    stratum = row_stratum(draw)
+    x = draw(row_values(shape, cd, -LOGIT_BOUND, LOGIT_BOUND, stratum))
     t = draw(probability_targets(shape))
+    if layout == "expanded":
+        x = _expanded(x)
     params: dict = {}
-    weight = draw(class_weights(c))
-    if weight is not None:
-        params["weight"] = weight
-    params["reduction"] = draw(reductions())
-    eps = draw(label_smoothings())
+    w = (draw(class_weight_arrays(c)) if weight else None) if weight is not None else (
+        draw(class_weights(c)))
+    if w is not None:
+        params["weight"] = w
+    params["reduction"] = reduction if reduction is not None else draw(reductions())
+    if smoothing is None:
+        eps = draw(label_smoothings())
+    else:
+        eps = draw(positive_label_smoothings()) if smoothing else 0.0
     if eps:
         params["label_smoothing"] = eps
-    tags = ["probability target", "reduction", "weight" if weight is not None else None,
+    tags = ["probability target", "reduction", f"reduction:{params['reduction']}",
+            "weight" if w is not None else None,
             "label_smoothing" if eps else None, "unbatched" if len(shape) == 1 else None,
-            "k-dim" if len(shape) > 2 else None, "empty" if 0 in shape else None,
-            None if layout == "contiguous" else "non-contiguous"]
+            "k-dim" if len(shape) > 2 else None, "single class" if c == 1 else None,
+            _row_tags(stratum), None if layout == "contiguous" else "non-contiguous",
+            f"layout:{layout}"]
     return Case("cross_entropy", (x, t), params, _dtype(draw, dtype), layout, _tags(*tags))
 
 
@@ -253,52 +491,85 @@ def cross_entropy_cases(draw, dtype: str | None = None) -> Case:
 def bce_probabilities(shape) -> st.SearchStrategy[np.ndarray]:
     """Probabilities in ``[0, 1]``, the exact endpoints (where log clamps at −100) included."""
     return hnp.arrays(np.float64, shape, elements=st.one_of(
-        st.floats(0.0, 1.0), st.sampled_from([0.0, 1.0])))
+        st.floats(0.0, 1.0), st.sampled_from([0.0, 1.0])), fill=st.nothing())
 
 
 def bce_targets(shape) -> st.SearchStrategy[np.ndarray]:
     """Hard ``{0, 1}`` or soft ``[0, 1]`` targets."""
     return st.one_of(
-        hnp.arrays(np.float64, shape, elements=st.sampled_from([0.0, 1.0])),
+        hnp.arrays(np.float64, shape, elements=st.sampled_from([0.0, 1.0]), fill=st.nothing()),
         float_arrays(shape, 0.0, 1.0))
 
 
-def _bce_shape(draw) -> tuple[int, ...]:
-    return tuple(draw(st.lists(st.integers(0, 4), min_size=0, max_size=3)))
+@st.composite
+def bce_shapes(draw) -> tuple[int, ...]:
+    """1-d to 3-d, every dimension ≥ 1 and at least two elements (0-d and single-element
+    inputs are degenerate cases, :mod:`.degenerate`)."""
+    ndim = draw(st.integers(1, 3))
+    shape = [draw(st.integers(1, {1: 12, 2: 8, 3: 5}[ndim])) for _ in range(ndim)]
+    if int(np.prod(shape)) < 2:
+        shape[-1] = 2
+    return tuple(shape)
+
+
+def _not_constant(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``x`` unless all its elements are equal, then with a ramp added (see vary_rows)."""
+    flat = vary_rows(x.reshape(-1), 0, lo, hi)
+    return flat.reshape(x.shape)
+
+
+@st.composite
+def _bce_input(draw, shape, elements, lo: float, hi: float):
+    layout = _layout_for(draw, shape, None)
+    stratum = _stratum(draw, ("constant rows", CONSTANT_ROWS_SHARE), default="varied")
+    if stratum == "constant rows":
+        x = np.full(shape, draw(elements(())).item())
+    else:
+        x = _not_constant(draw(elements(shape)), lo, hi)
+    if layout == "expanded":
+        x = _expanded(x)
+    return layout, x, stratum
+
+
+def _bce_weight(draw, shape):
+    return draw(float_arrays(draw(broadcast_shapes_into(shape)), 0.0, 3.0))
 
 
 @st.composite
 def binary_cross_entropy_cases(draw, dtype: str | None = None) -> Case:
-    """``binary_cross_entropy`` on 0-d to 3-d inputs, broadcast weights, all reductions."""
-    shape = _bce_shape(draw)
-    layout, p = draw(_layout_and_input(shape, bce_probabilities))
+    """``binary_cross_entropy`` on 1-d to 3-d inputs, broadcast weights, all reductions."""
+    shape = draw(bce_shapes())
+    layout, p, stratum = draw(_bce_input(shape, bce_probabilities, 0.0, 1.0))
     y = draw(bce_targets(shape))
     params: dict = {}
     if draw(st.booleans()):
-        params["weight"] = draw(float_arrays(draw(broadcast_shapes_into(shape)), 0.0, 3.0))
+        params["weight"] = _bce_weight(draw, shape)
     params["reduction"] = draw(reductions())
-    tags = ["reduction", "weight" if "weight" in params else None,
-            "clamp" if ((p == 0) | (p == 1)).any() else None, "empty" if 0 in shape else None,
-            None if layout == "contiguous" else "non-contiguous"]
+    tags = ["reduction", f"reduction:{params['reduction']}",
+            "weight" if "weight" in params else None,
+            "clamp" if ((p == 0) | (p == 1)).any() else None, _row_tags(stratum),
+            None if layout == "contiguous" else "non-contiguous", f"layout:{layout}"]
     return Case("binary_cross_entropy", (p, y), params, _dtype(draw, dtype), layout, _tags(*tags))
 
 
 @st.composite
 def binary_cross_entropy_with_logits_cases(draw, dtype: str | None = None) -> Case:
     """``binary_cross_entropy_with_logits`` with broadcast weight and ``pos_weight``."""
-    shape = _bce_shape(draw)
-    layout, x = draw(_layout_and_input(shape, lambda s: float_arrays(s, -20.0, 20.0)))
+    shape = draw(bce_shapes())
+    layout, x, stratum = draw(_bce_input(shape, lambda s: float_arrays(s, -20.0, 20.0),
+                                         -20.0, 20.0))
     y = draw(bce_targets(shape))
     params: dict = {}
     if draw(st.booleans()):
-        params["weight"] = draw(float_arrays(draw(broadcast_shapes_into(shape)), 0.0, 3.0))
-    if shape and draw(st.booleans()):
+        params["weight"] = _bce_weight(draw, shape)
+    if draw(st.booleans()):
         pw_shape = draw(st.sampled_from([(shape[-1],), (1,)]))
         params["pos_weight"] = draw(float_arrays(pw_shape, 0.0, 4.0))
     params["reduction"] = draw(reductions())
-    tags = ["reduction", "weight" if "weight" in params else None,
-            "pos_weight" if "pos_weight" in params else None, "empty" if 0 in shape else None,
-            None if layout == "contiguous" else "non-contiguous"]
+    tags = ["reduction", f"reduction:{params['reduction']}",
+            "weight" if "weight" in params else None,
+            "pos_weight" if "pos_weight" in params else None, _row_tags(stratum),
+            None if layout == "contiguous" else "non-contiguous", f"layout:{layout}"]
     return Case("binary_cross_entropy_with_logits", (x, y), params, _dtype(draw, dtype), layout,
                 _tags(*tags))
 
@@ -313,3 +584,11 @@ def cases(function: str, dtype: str | None = None) -> st.SearchStrategy[Case]:
         "binary_cross_entropy": lambda: binary_cross_entropy_cases(dtype),
         "binary_cross_entropy_with_logits": lambda: binary_cross_entropy_with_logits_cases(dtype),
     }[function]()
+
+
+# The parameter combinations of issue 10 item 2, each exercised with at least one kept and one
+# ignored target by lossproofs/suite/test_combinations.py (explicit parametrisation).
+INDEX_TARGET_COMBINATIONS = tuple(
+    (reduction, weight, smoothing)
+    for reduction in REDUCTIONS for weight in (False, True) for smoothing in (False, True))
+PROBABILITY_TARGET_COMBINATIONS = INDEX_TARGET_COMBINATIONS
