@@ -5,7 +5,8 @@ returns ``(forward, gradient or None)`` as float64 arrays, computed in the probl
 None where it does not apply: torch fused (``torch.nn.functional``), torch composed
 ``nll_loss(log_softmax)``, the NumPy reference (float64 only), scipy.special (float64 and
 float32, forward only) and the named naive formulations of :mod:`lossproofs.naive`.
-:func:`run_callable` is how the accuracy properties call the implementation under test.
+:func:`run_callable` is how the accuracy properties call the implementation under test, and
+:func:`implementations` puts any :class:`~lossproofs.targets.Target` in torch's place.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from lossproofs.cases import Case
 from lossproofs.dtypes import torch_dtype
 from lossproofs.error_model import rounded_inputs
 from lossproofs.strategies import extreme
+from lossproofs.targets import Target
 
 
 def run_callable(fn: Callable[..., torch.Tensor], case: Case):
@@ -104,10 +106,20 @@ def _naive(fn: Callable[..., torch.Tensor]):
     return run
 
 
-def implementations(function: str) -> dict[str, Callable[[Case], Any]]:
-    """Named implementations of ``function``, in report column order."""
-    fused = torch.logsumexp if function == "logsumexp" else getattr(F, function)
-    impls: dict[str, Callable[[Case], Any]] = {"torch": _fused(fused)}
+def implementations(function: str, target: Target | None = None
+                    ) -> dict[str, Callable[[Case], Any]]:
+    """Named implementations of ``function``, in report column order.
+
+    The first is the implementation under test: ``target``'s ``function``, named by the target
+    (default: ``torch.nn.functional``, named ``"torch"``; absent where the target lacks the
+    function); the others are the comparisons, the same for every target.
+    """
+    impls: dict[str, Callable[[Case], Any]] = {}
+    if target is None:
+        impls["torch"] = _fused(torch.logsumexp if function == "logsumexp"
+                                else getattr(F, function))
+    elif target.get(function) is not None:
+        impls[target.name] = _fused(target.get(function))
     if function == "cross_entropy":
         impls["torch composed nll_loss(log_softmax)"] = _torch_composed
     impls["reference (NumPy float64)"] = _reference(function)

@@ -332,3 +332,29 @@ def test_accuracy_command_rejects_bad_arguments(tmp_path, capsys):
         accuracy.main(["--per-stratum", "0", "--out", str(tmp_path)])
     assert "--per-stratum must be ≥ 1, got 0" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_accuracy_command_measures_another_target_in_torchs_place(tmp_path):
+    """``--target nn`` measures the torch.nn modules where torch's functional stood, keeps the
+    comparison rows, and names the target; a function the target lacks is reported missing."""
+    args = ["--quick", "--functions", "binary_cross_entropy_with_logits", "logsumexp",
+            "--per-stratum", "1", "--target", "nn", "--out", str(tmp_path)]
+    assert accuracy.main(args) == 0
+    import json
+
+    report = json.loads((tmp_path / "accuracy.json").read_text())
+    assert report["target"]["name"] == "nn" and report["settings"]["target"] == "nn"
+    names = {r["implementation"] for r in report["rows"]}
+    assert "nn" in names and "torch" not in names and "scipy.special" in names
+    assert not any(r["implementation"] == "nn" and r["function"] == "logsumexp"
+                   for r in report["rows"])
+    assert "logsumexp" in report["missing"]
+    md = (tmp_path / "accuracy.md").read_text()
+    assert "Implementation under test: **`nn`**" in md and "Not provided: logsumexp" in md
+
+
+def test_accuracy_command_rejects_an_unknown_target(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        accuracy.main(["--target", "no_such_target", "--out", str(tmp_path)])
+    assert "--target no_such_target" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
