@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from lossproofs import conformance
+from lossproofs import conformance, conformance_run
+from lossproofs.broken import report as teeth_report
 from lossproofs.cases import Case
 from lossproofs.targets import get_target
 
@@ -96,30 +97,30 @@ def test_bad_arguments_name_the_argument(tmp_path, capsys, args, message):
 
 
 def test_cases_are_reproducible_from_the_seed():
-    a = conformance.sample_cases("cross_entropy", "float32", 5, seed=7)
-    b = conformance.sample_cases("cross_entropy", "float32", 5, seed=7)
+    a = conformance_run.sample_cases("cross_entropy", "float32", 5, seed=7)
+    b = conformance_run.sample_cases("cross_entropy", "float32", 5, seed=7)
     assert [c.reproduction() for c in a] == [c.reproduction() for c in b]
     assert len(a) == 5
 
 
 def test_measure_counts_ulps_at_the_result_scale_and_fraction_of_bound():
     eps32 = 2.0**-23
-    m = conformance.measure(np.array([1.0 + 2 * eps32]), np.array([1.0]), "float32", "forward",
+    m = conformance_run.measure(np.array([1.0 + 2 * eps32]), np.array([1.0]), "float32", "forward",
                             1.0, "x")
     assert m.ok and m.ulps == pytest.approx(2.0) and 0 < m.of_bound < 1
     # an error of 1e-9 on a result of 1e-12 is 0.008 ulp at scale 1, not millions of ulps
-    m = conformance.measure(np.array([1e-9]), np.array([1e-12]), "float32", "forward", 1.0, "x")
+    m = conformance_run.measure(np.array([1e-9]), np.array([1e-12]), "float32", "forward", 1.0, "x")
     assert m.ok and m.ulps < 0.01
-    bad = conformance.measure(np.array([1.5]), np.array([1.0]), "float32", "forward", 1.0, "x")
+    bad = conformance_run.measure(np.array([1.5]), np.array([1.0]), "float32", "forward", 1.0, "x")
     assert not bad.ok and bad.of_bound > 1 and "disagrees" in bad.message
 
 
 def test_run_case_marks_a_known_torch_issue_as_known():
     from lossproofs.known_issues import KNOWN_ISSUES
     issue = next(i for i in KNOWN_ISSUES if "torch" in i.targets)
-    outcome = conformance.run_case(get_target("torch"), issue.example, 0)
+    outcome = conformance_run.run_case(get_target("torch"), issue.example, 0)
     assert getattr(outcome, issue.direction) == "known"
-    module = conformance.run_case(get_target("module:examples.numpy_losses"), issue.example, 0)
+    module = conformance_run.run_case(get_target("module:examples.numpy_losses"), issue.example, 0)
     assert (module.forward, module.gradient) == ("pass", "pass")
 
 
@@ -129,7 +130,7 @@ def test_teeth_markdown_lists_every_result():
         "caught": True, "problems": [], "seconds": 1.0,
         "caught_by": {"tests/test_forward.py::t[x]": "AssertionError: no"},
         "also_failed": {}}]}
-    text = conformance.teeth_markdown(payload)
+    text = teeth_report.teeth_markdown(payload)
     assert "| `m` | b | [o/r/issues/1](https://github.com/o/r/issues/1) | caught" in text
     assert "AssertionError: no" in text
 
@@ -137,4 +138,4 @@ def test_teeth_markdown_lists_every_result():
 def test_case_tags_are_families_of_the_matrix():
     case = Case("nll_loss", (np.zeros((2, 3)), np.array([0, 1])), {"reduction": "sum"},
                 tags=frozenset({"reduction", "weight"}))
-    assert set(case.tags) <= set(conformance.FAMILIES)
+    assert set(case.tags) <= set(conformance_run.FAMILIES)

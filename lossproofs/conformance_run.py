@@ -1,0 +1,305 @@
+"""Running the conformance report: draw seeded cases, run each check against a target, and
+aggregate the outcomes into the matrix function × parameter family × dtype.
+
+Errors are measured two ways, both against the float64 reference evaluated on the inputs as
+rounded to the dtype (:func:`measure`; see :mod:`lossproofs.conformance` for what they mean):
+``ulps`` at the result's scale and ``of bound``, the fraction of the tolerance used. Known issues
+and divergences (:mod:`lossproofs.known_issues`, :mod:`lossproofs.special_cases`,
+:mod:`lossproofs.error_cases`) are run and recorded as known failures for torch targets.
+:mod:`lossproofs.conformance_render` writes the result as JSON and Markdown.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
+
+from lossproofs import checks
+from lossproofs.cases import DTYPES, Case
+from lossproofs.error_cases import ERROR_CASES, SILENTLY_ACCEPTED
+from lossproofs.known_issues import KNOWN_ISSUES, TORCH_TARGETS, known_issue
+from lossproofs.oracle import ulp_distance
+from lossproofs.special_cases import DIVERGENCES, SPECIAL_CASES
+from lossproofs.specs import FUNCTION_NAMES, SPECS
+from lossproofs.targets import Target
+from lossproofs.tolerances import tolerance
+
+# Parameter families, in the order the matrix lists them; a case belongs to every family among
+# its Case.tags, and to "all".
+FAMILIES = ("all", "reduction", "weight", "ignore_index", "label_smoothing",
+            "probability target", "k-dim", "unbatched", "non-contiguous", "empty",
+            "single class", "uint8 target", "pos_weight", "clamp", "0-d")
+QUICK_CASES = 12
+FULL_CASES = 300
+DEFAULT_SEED = 20240601
+
+
+# -- drawing cases ----------------------------------------------------------------------------
+def sample_cases(function: str, dtype: str, n: int, seed: int) -> list[Case]:
+    """``n`` cases of ``function`` in ``dtype`` drawn from the suite's strategy with a fixed
+    hypothesis seed (so a report can be regenerated); generation only, no shrinking."""
+    drawn: list[Case] = []
+    strategy = SPECS[function].cases(dtype)
+
+    @hypothesis_seed(seed)
+    @settings(max_examples=n, database=None, deadline=None, derandomize=False,
+              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(data=st.data())
+    def collect(data):
+        drawn.append(data.draw(strategy))
+
+    collect()
+    return drawn
+
+
+# -- measuring one comparison -----------------------------------------------------------------
+@dataclass
+class Measure:
+    """One comparison: ``ok`` under the suite's bound, worst ulps, worst fraction of bound."""
+
+    ok: bool
+    ulps: float
+    of_bound: float
+    message: str = ""
+
+
+def measure(actual: np.ndarray, expected: np.ndarray, dtype: str, kind: str,
+            scale: float, what: str) -> Measure:
+    comparison = checks.compare(actual, expected, dtype, kind, scale)
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    if actual.shape != expected.shape:
+        return Measure(False, np.inf, np.inf, comparison.bound)
+    finite = np.isfinite(expected)
+    a, e = actual[finite], expected[finite]
+    with np.errstate(invalid="ignore"):
+        # distance |a − e| counted on the dtype's grid at magnitude max(|e|, scale)
+        floor = np.maximum(np.abs(e), scale)
+        ulps = ulp_distance(floor + np.abs(a - e), floor, dtype)
+    ulps = np.where(np.isfinite(a) | np.isnan(ulps), ulps, np.inf)
+    ulps = np.where(np.isnan(ulps), np.inf, ulps)
+    tol = tolerance(dtype, kind)
+    with np.errstate(invalid="ignore", over="ignore"):
+        # fraction of the allowed error |a − e| ≤ atol·scale + rtol·|e| that is used
+        used = np.abs(actual[finite] - expected[finite]) / (
+            tol.atol * scale + tol.rtol * np.abs(expected[finite]))
+    used = np.where(np.isnan(used), np.inf, used)
+    message = "" if comparison.ok else comparison.message(what, actual, expected)
+    return Measure(comparison.ok, float(np.max(ulps, initial=0.0)),
+                   float(np.max(used, initial=0.0)), message)
+
+
+@dataclass
+class CaseOutcome:
+    """Forward and gradient outcome of one case: status is pass, fail, error or known."""
+
+    case: Case
+    forward: str
+    gradient: str
+    forward_measure: Measure | None = None
+    gradient_measure: Measure | None = None
+    detail: str = ""
+
+
+def run_case(impl: Target, case: Case, seed: int) -> CaseOutcome:
+    spec = SPECS[case.function]
+    outcome = CaseOutcome(case, "pass", "pass")
+    for direction in ("forward", "gradient"):
+        issue = known_issue(impl.name, case, direction)
+        try:
+            if direction == "forward":
+                actual, expected, scale = checks.forward(impl, case)
+                m = measure(actual, expected, case.dtype, "forward", scale,
+                            f"{case.function} forward")
+                outcome.forward_measure = m
+            else:
+                wrt_target = spec.differentiable_target and case.arrays[1].dtype.kind == "f" \
+                    if len(case.arrays) > 1 else False
+                m = None
+                for name, actual, expected in checks.gradients(impl, case, seed, wrt_target):
+                    g = measure(actual, expected, case.dtype, "gradient",
+                                checks.gradient_scale(case.function, expected),
+                                f"{case.function} {name}")
+                    if m is None or (m.ok and not g.ok) or g.of_bound > m.of_bound:
+                        m = Measure(m.ok and g.ok if m else g.ok, max(g.ulps, m.ulps if m else 0),
+                                    max(g.of_bound, m.of_bound if m else 0),
+                                    g.message or (m.message if m else ""))
+                outcome.gradient_measure = m
+            status = "pass" if m is None or m.ok else "fail"
+            detail = "" if m is None else m.message
+        except Exception as e:  # an implementation that raises on a valid input fails
+            status, detail = "error", f"{type(e).__name__}: {e}"
+        if issue is not None:
+            status = "known"
+            detail = f"known issue: {issue.name}"
+        setattr(outcome, direction, status)
+        if status in ("fail", "error") and not outcome.detail:
+            outcome.detail = detail
+    return outcome
+
+
+# -- aggregating --------------------------------------------------------------------------------
+@dataclass
+class Cell:
+    """Counts and worst errors of one (function, family, dtype) cell."""
+
+    cases: int = 0
+    passed: int = 0
+    failed: int = 0
+    known: int = 0
+    forward_ulps: float = 0.0
+    forward_of_bound: float = 0.0
+    gradient_ulps: float = 0.0
+    gradient_of_bound: float = 0.0
+    first_failure: str = ""
+
+    def add(self, o: CaseOutcome) -> None:
+        self.cases += 1
+        statuses = {o.forward, o.gradient}
+        if statuses & {"fail", "error"}:
+            self.failed += 1
+            if not self.first_failure:
+                self.first_failure = f"{o.detail}\n{o.case.reproduction()}"
+        elif "known" in statuses:
+            self.known += 1
+        else:
+            self.passed += 1
+        for direction in ("forward", "gradient"):
+            m = getattr(o, f"{direction}_measure")
+            if m is not None and getattr(o, direction) != "known":
+                setattr(self, f"{direction}_ulps", max(getattr(self, f"{direction}_ulps"),
+                                                       m.ulps))
+                setattr(self, f"{direction}_of_bound",
+                        max(getattr(self, f"{direction}_of_bound"), m.of_bound))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (_finite(v) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+def _finite(x: float) -> float | str:
+    return x if np.isfinite(x) else str(x)
+
+
+@dataclass
+class Report:
+    target: Target
+    cases_per_cell: int
+    seed: int
+    matrix: dict[tuple[str, str, str], Cell] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
+    special_values: list[dict] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)
+    known_failures: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _special_value(impl: Target, case) -> tuple[str, str]:
+    args = [torch.from_numpy(np.array(a, copy=True)) if isinstance(a, np.ndarray) else a
+            for a in case.args]
+    if case.expected_grad is not None:
+        args[0].requires_grad_(True)
+    try:
+        out = impl.get(case.function)(*args, **case.kwargs)
+        c = checks.compare(checks.to_numpy(out), np.asarray(case.expected), "float64", "forward")
+        if not c.ok:
+            return "fail", c.message(case.name, checks.to_numpy(out), np.asarray(case.expected))
+        if case.expected_grad is not None:
+            (grad,) = torch.autograd.grad(out.sum(), args[0])
+            c = checks.compare(checks.to_numpy(grad), np.asarray(case.expected_grad), "float64",
+                               "gradient")
+            if not c.ok:
+                return "fail", c.message(f"gradient at {case.name}", checks.to_numpy(grad),
+                                         np.asarray(case.expected_grad))
+        return "pass", ""
+    except Exception as e:
+        return "error", f"{type(e).__name__}: {e}"
+
+
+def _rejects(impl: Target, case, exceptions) -> tuple[str, str]:
+    args, kwargs = case.torch_args()
+    try:
+        impl.get(case.function)(*args, **kwargs)
+    except exceptions:
+        return "pass", ""
+    except Exception as e:
+        return "fail", f"raised {type(e).__name__} instead of {exceptions}: {e}"
+    return "fail", "accepted the input without an error"
+
+
+def build(impl: Target, functions=FUNCTION_NAMES, dtypes=DTYPES, n: int = FULL_CASES,
+          seed: int = DEFAULT_SEED, progress=None) -> Report:
+    """Run every check against ``impl``; see the module docstring."""
+    start = time.perf_counter()
+    report = Report(impl, n, seed)
+    is_torch = impl.name in TORCH_TARGETS
+    for function in functions:
+        if impl.get(function) is None:
+            report.missing[function] = impl.missing_reason(function)
+            continue
+        for dtype in dtypes:
+            cells: dict[str, Cell] = defaultdict(Cell)
+            for i, case in enumerate(sample_cases(function, dtype, n, seed)):
+                outcome = run_case(impl, case, seed + i)
+                for family in ("all", *case.tags):
+                    cells[family].add(outcome)
+            for family, cell in cells.items():
+                report.matrix[(function, family, dtype)] = cell
+            if progress:
+                c = cells["all"]
+                progress(f"{function} {dtype}: {c.passed} pass, {c.failed} fail, {c.known} known")
+    for case in SPECIAL_CASES:
+        if case.function in functions and impl.get(case.function) is not None:
+            status, detail = _special_value(impl, case)
+            report.special_values.append({"function": case.function, "case": case.name,
+                                          "status": status, "why": case.why, "detail": detail})
+    for case in DIVERGENCES:
+        if case.function in functions and impl.get(case.function) is not None:
+            status, detail = _special_value(impl, case)
+            entry = {"function": case.function, "case": case.name, "why": case.why,
+                     "upstream": case.upstream, "detail": detail}
+            if is_torch:
+                entry["status"] = "known" if status != "pass" else "fixed upstream?"
+                report.known_failures.append({"kind": "special value", **entry})
+            else:
+                report.special_values.append({**entry, "status": status})
+    for case in ERROR_CASES:
+        if case.function in functions and impl.get(case.function) is not None:
+            reason = impl.unsupported(case.check_name)
+            status, detail = ("unsupported", reason) if reason else _rejects(
+                impl, case, case.exception)
+            report.errors.append({"function": case.function, "case": case.name,
+                                  "exception": case.exception.__name__, "status": status,
+                                  "detail": detail})
+    for case, why in SILENTLY_ACCEPTED:
+        if case.function in functions and impl.get(case.function) is not None:
+            status, detail = _rejects(impl, case, (ValueError, RuntimeError))
+            entry = {"function": case.function, "case": case.name,
+                     "exception": "ValueError or RuntimeError",
+                     "detail": why if is_torch else detail}
+            if is_torch:
+                report.known_failures.append({
+                    "kind": "error not raised", **entry,
+                    "status": "known" if status != "pass" else "fixed upstream?"})
+            else:
+                report.errors.append({**entry, "status": status})
+    for issue in KNOWN_ISSUES:
+        if (issue.example.function in functions and impl.name in issue.targets
+                and impl.get(issue.example.function) is not None):
+            o = run_case(impl, issue.example, issue.seed)
+            # run_case marks the example "known"; whether it still fails is what we record
+            m = getattr(o, f"{issue.direction}_measure")
+            still = m is None or not m.ok
+            report.known_failures.append({
+                "kind": f"known issue ({issue.direction})", "function": issue.example.function,
+                "case": issue.name, "why": issue.reason, "upstream": issue.upstream,
+                "status": "known" if still else "fixed upstream?"})
+    report.seconds = time.perf_counter() - start
+    return report
