@@ -14,17 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-FUNCTIONS = (
-    "softmax", "log_softmax", "logsumexp", "nll_loss", "cross_entropy",
-    "binary_cross_entropy", "binary_cross_entropy_with_logits",
-)
-
-
-def _torch_logsumexp(input, dim, keepdim=False):
-    # torch.nn.functional has no logsumexp; torch.logsumexp is its functional form.
-    return torch.logsumexp(input, dim, keepdim=keepdim)
+from lossproofs.ledger import TORCH, TORCH_COMPILE, TORCH_CUDA, TORCH_EAGER
+from lossproofs.registry import FUNCTION_NAMES as FUNCTIONS
+from lossproofs.registry import LOSSES
 
 
 @dataclass
@@ -33,11 +26,14 @@ class Target:
 
     ``description`` and ``version`` go into the pytest report header and written reports;
     ``device`` is where the computation runs. A function absent from ``functions`` makes its
-    tests skip with the reason ``missing_reason(name)``.
+    tests skip with the reason ``missing_reason(name)``. ``families`` name the implementation
+    families it belongs to (``lossproofs.ledger.TORCH``, ``TORCH_EAGER``, ...): the ledger's
+    divergences of those families are expected of it.
     """
 
     name: str
     functions: dict[str, Callable[..., Any]]
+    families: frozenset[str] = frozenset()
     device: str = "cpu"
     version: str = field(default_factory=lambda: f"torch {torch.__version__}")
     description: str = ""
@@ -68,46 +64,22 @@ class Target:
         return self.notes.get(check)
 
 
+EAGER_FAMILIES = frozenset({TORCH, TORCH_EAGER})
+
+
 def torch_functional() -> Target:
     """torch.nn.functional on the CPU: the default implementation under test."""
-    fns = {name: getattr(F, name) for name in FUNCTIONS if hasattr(F, name)}
-    fns["logsumexp"] = _torch_logsumexp
-    return Target("torch", fns, description="torch.nn.functional on CPU")
+    fns = {name: spec.torch for name, spec in LOSSES.items()}
+    return Target("torch", fns, EAGER_FAMILIES, description="torch.nn.functional on CPU")
 
 
 def torch_modules() -> Target:
     """The ``torch.nn`` module API (``nn.CrossEntropyLoss(...)(input, target)`` and so on),
     wrapped in functional signatures. ``logsumexp`` has no module and is reported missing."""
-    nn = torch.nn
-
-    def softmax(input, dim, dtype=None):
-        return nn.Softmax(dim)(input if dtype is None else input.to(dtype))
-
-    def log_softmax(input, dim, dtype=None):
-        return nn.LogSoftmax(dim)(input if dtype is None else input.to(dtype))
-
-    def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
-        return nn.NLLLoss(weight=weight, ignore_index=ignore_index, reduction=reduction)(
-            input, target)
-
-    def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
-                      label_smoothing=0.0):
-        return nn.CrossEntropyLoss(weight=weight, ignore_index=ignore_index, reduction=reduction,
-                                   label_smoothing=label_smoothing)(input, target)
-
-    def binary_cross_entropy(input, target, weight=None, reduction="mean"):
-        return nn.BCELoss(weight=weight, reduction=reduction)(input, target)
-
-    def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
-                                         pos_weight=None):
-        return nn.BCEWithLogitsLoss(weight=weight, reduction=reduction, pos_weight=pos_weight)(
-            input, target)
-
-    fns = {"softmax": softmax, "log_softmax": log_softmax, "nll_loss": nll_loss,
-           "cross_entropy": cross_entropy, "binary_cross_entropy": binary_cross_entropy,
-           "binary_cross_entropy_with_logits": binary_cross_entropy_with_logits}
-    return Target("nn", fns, description="torch.nn modules (nn.CrossEntropyLoss, ...) on CPU",
-                  notes={"logsumexp": "torch.nn has no LogSumExp module"})
+    fns = {name: spec.nn for name, spec in LOSSES.items() if spec.nn is not None}
+    notes = {name: spec.nn_missing for name, spec in LOSSES.items() if spec.nn is None}
+    return Target("nn", fns, EAGER_FAMILIES,
+                  description="torch.nn modules (nn.CrossEntropyLoss, ...) on CPU", notes=notes)
 
 
 def torch_compiled() -> Target:
@@ -119,7 +91,8 @@ def torch_compiled() -> Target:
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 512)
     base = torch_functional()
     fns = {name: torch.compile(fn, dynamic=True) for name, fn in base.functions.items()}
-    return Target("compile", fns, description="torch.compile(torch.nn.functional.*) on CPU",
+    return Target("compile", fns, frozenset({TORCH, TORCH_COMPILE}),
+                  description="torch.compile(torch.nn.functional.*) on CPU",
                   version=f"torch {torch.__version__} (inductor)",
                   notes={"second order": "torch.compile raises 'torch.compile with aot_autograd "
                                          "does not currently support double backward'"})
@@ -156,7 +129,7 @@ def torch_cuda() -> Target:
         raise RuntimeError("target 'cuda' needs a CUDA device, and torch sees none")
     base = torch_functional()
     fns = {name: _on_device(fn, "cuda") for name, fn in base.functions.items()}
-    return Target("cuda", fns, device="cuda",
+    return Target("cuda", fns, EAGER_FAMILIES | {TORCH_CUDA}, device="cuda",
                   description=f"torch.nn.functional on {torch.cuda.get_device_name(0)}",
                   version=f"torch {torch.__version__}, CUDA {torch.version.cuda}",
                   notes=dict(CUDA_UNSUPPORTED))
@@ -176,7 +149,10 @@ def user_module(path: str) -> Target:
     version = getattr(module, "__version__", "unversioned")
     device = getattr(module, "DEVICE", "cpu")
     notes.update(getattr(module, "UNSUPPORTED_CHECKS", {}))
-    return Target(f"module:{path}", fns, device=device, version=f"{path} {version}",
+    # A module may say which implementation family it belongs to (e.g. a thin wrapper of torch's
+    # kernels), so that the ledger's divergences of that family are expected of it.
+    families = frozenset(getattr(module, "FAMILIES", ()))
+    return Target(f"module:{path}", fns, families, device=device, version=f"{path} {version}",
                   description=(module.__doc__ or path).strip().splitlines()[0], notes=notes)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import assume, event
 
 from lossproofs import checks
 
@@ -14,18 +15,37 @@ def require(impl, *names: str):
             pytest.skip(impl.missing_reason(name))
 
 
-def assert_gradients_agree(impl, case, seed: int, wrt_target: bool = False):
-    for name, actual, expected in checks.gradients(impl, case, seed, wrt_target):
-        checks.assert_agrees(actual, expected, case, "gradient", f"{case.function} {name}",
-                             checks.gradient_scale(case.function, expected))
+def _settle(outcome: checks.Outcome) -> None:
+    """Record what was set aside (``--hypothesis-show-statistics`` shows it), set aside a case
+    a known divergence affects as a whole, and fail with the check's message."""
+    if outcome.divergences:
+        event(f"set aside ({'whole case' if outcome.status == 'set aside' else 'elements'}): "
+              f"{outcome.divergences}")
+    assume(outcome.status != "set aside")
+    outcome.raise_for_failure()
+
+
+def assert_forward_agrees(impl, case) -> checks.Outcome:
+    outcome = checks.check_forward(impl, case)
+    _settle(outcome)
+    return outcome
+
+
+def assert_gradients_agree(impl, case, seed: int, wrt_target: bool = False) -> checks.Outcome:
+    outcome = checks.check_gradients(impl, case, seed, wrt_target)
+    _settle(outcome)
+    return outcome
 
 
 def skip_known_issues(impl, case, *directions: str):
-    """Set aside (hypothesis ``assume``) a case that runs into a known torch bug under this
-    target; each such bug is pinned by name in tests/test_known_issues.py."""
-    from hypothesis import assume
-
-    from lossproofs.known_issues import known_issue
+    """Set aside (hypothesis ``assume``) a case that a known divergence of this target affects
+    anywhere, for checks that cannot compare element by element (gradcheck, HVPs, identities);
+    each divergence is pinned by name in the ledger (lossproofs/ledger)."""
+    from lossproofs import ledger
 
     for direction in directions or ("forward", "gradient"):
-        assume(known_issue(impl.name, case, direction) is None)
+        shape = case.arrays[0].shape if direction == "gradient" else ()
+        found = ledger.set_aside(impl, case, direction, shape)
+        if found:
+            event(f"set aside (whole case): {found.names}")
+        assume(not found)

@@ -16,7 +16,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
-from lossproofs.known_issues import TORCH_TARGETS
+from lossproofs import ledger
 from lossproofs.targets import get_target
 
 settings.register_profile("dev", max_examples=25, deadline=None)
@@ -64,11 +64,17 @@ OPTIONAL_CHECKS = {"second order": "test_second_order.py"}
 
 def pytest_collection_modifyitems(config, items):
     target = _target(config)
-    # @pytest.mark.torch_divergence(reason=...): torch is known to fail this check (a strict
-    # xfail for torch targets); any other implementation must pass it.
+    # The one divergence mechanism: a test parametrized as `divergence` with a ledger entry is
+    # a strict xfail, expecting the entry's exception, for targets of the entry's families; any
+    # other implementation must pass it.
     for item in items:
+        entry = getattr(getattr(item, "callspec", None), "params", {}).get("divergence")
+        if isinstance(entry, ledger.Divergence):
+            marker = ledger.xfail_for(target, entry)
+            if marker is not None:
+                item.add_marker(marker)
         marker = item.get_closest_marker("torch_divergence")
-        if marker and target.name in TORCH_TARGETS:
+        if marker and ledger.TORCH in target.families:
             item.add_marker(pytest.mark.xfail(
                 strict=True, raises=marker.kwargs.get("raises", AssertionError),
                 reason=marker.kwargs["reason"]))

@@ -4,16 +4,17 @@ One generic property per function and dtype; the strategies cover every paramete
 (reductions, weight, ignore_index, label smoothing, probability targets, K-dim, unbatched,
 C = 1, empty batches, broadcast weights, non-contiguous layouts). The reference runs on the
 inputs as rounded to the dtype, so the bound measures only the implementation's arithmetic.
+Elements a known divergence of the target affects (lossproofs/ledger) are set aside; the rest of
+the case is compared.
 """
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lossproofs import checks
 from lossproofs.cases import DTYPES
-from lossproofs.specs import FUNCTION_NAMES, SPECS
-from lossproofs.suite._support import require, skip_known_issues
+from lossproofs.registry import FUNCTION_NAMES, LOSSES
+from lossproofs.suite._support import assert_forward_agrees, require
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -21,7 +22,5 @@ from lossproofs.suite._support import require, skip_known_issues
 @given(data=st.data())
 def test_forward_matches_reference(impl, function, dtype, data):
     require(impl, function)
-    case = data.draw(SPECS[function].cases(dtype), label="case")
-    skip_known_issues(impl, case, "forward")
-    actual, expected, scale = checks.forward(impl, case)
-    checks.assert_agrees(actual, expected, case, "forward", f"{function} forward", scale)
+    case = data.draw(LOSSES[function].cases(dtype), label="case")
+    assert_forward_agrees(impl, case)

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lossproofs.cases import DTYPES
-from lossproofs.specs import FUNCTION_NAMES, SPECS
-from lossproofs.suite._support import assert_gradients_agree, require, skip_known_issues
+from lossproofs.registry import FUNCTION_NAMES, LOSSES, with_target_gradient
+from lossproofs.suite._support import assert_gradients_agree, require
 
 SEEDS = st.integers(0, 2**32 - 1)
 
@@ -21,18 +21,15 @@ SEEDS = st.integers(0, 2**32 - 1)
 @given(data=st.data(), seed=SEEDS)
 def test_input_gradient_matches_closed_form(impl, function, dtype, data, seed):
     require(impl, function)
-    case = data.draw(SPECS[function].cases(dtype), label="case")
-    skip_known_issues(impl, case, "gradient")
+    case = data.draw(LOSSES[function].cases(dtype), label="case")
     assert_gradients_agree(impl, case, seed)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize(
-    "function", [name for name, spec in SPECS.items() if spec.differentiable_target])
+@pytest.mark.parametrize("function", with_target_gradient())
 @given(data=st.data(), seed=SEEDS)
 def test_target_gradient_matches_closed_form(impl, function, dtype, data, seed):
     require(impl, function)
-    case = data.draw(SPECS[function].cases(dtype).filter(
+    case = data.draw(LOSSES[function].cases(dtype).filter(
         lambda c: c.arrays[1].dtype.kind == "f"), label="case")
-    skip_known_issues(impl, case, "gradient")
     assert_gradients_agree(impl, case, seed, wrt_target=True)

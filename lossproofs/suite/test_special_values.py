@@ -1,8 +1,8 @@
 """Special values (NaN, ±inf, masked classes, the BCE clamp, all-ignored and empty inputs).
 
-Expected values come from ``lossproofs.special_cases``, derived by hand from the formulas. The
-cases in ``DIVERGENCES`` are where torch's answer is not the mathematics: each is a named strict
-xfail for torch targets, so an upstream fix shows up as a failure asking to drop the entry.
+Expected values come from ``lossproofs.special_cases``, derived by hand from the formulas. Where
+torch's answer is not the mathematics, the case is a ledger entry (lossproofs/ledger), run by
+test_divergences.py.
 """
 
 import numpy as np
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lossproofs import checks, reference
-from lossproofs.special_cases import DIVERGENCES, SPECIAL_CASES
+from lossproofs.special_cases import SPECIAL_CASES
 from lossproofs.suite._support import require
 
 TORCH_TARGETS = {"torch", "nn", "compile", "cuda"}
@@ -54,13 +54,3 @@ def test_reference_special_value(case):
         grad = getattr(reference, f"{case.function}_backward")(
             expected_shape_ones, *case.args, **case.kwargs)
         _assert_exact(grad, case.expected_grad, f"reference gradient at {case.name}")
-
-
-@pytest.mark.parametrize("case", DIVERGENCES, ids=_id)
-def test_mathematical_value_where_torch_diverges(impl, case, request):
-    require(impl, case.function)
-    if impl.name in TORCH_TARGETS:
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason=f"torch: {case.why} {case.upstream}".strip()))
-    out = impl.get(case.function)(*_tensors(case), **case.kwargs)
-    _assert_exact(checks.to_numpy(out), case.expected, f"{case.name}: {case.why}")

@@ -1,0 +1,237 @@
+"""Every function under test, declared once: the registry the whole suite derives from.
+
+One :class:`Loss` per function (in the spirit of PyTorch's OpInfo, without its size) says what
+the suite knows about it: its torch counterpart and ``nn`` module, its float64 reference and
+closed-form gradients, its exact oracle, its ordinary and extreme input strategies, its error
+and special-value cases, its tolerance and ULP rows, its error-floor model, and which identity
+and second-order checks apply. Every list of functions (the targets', the tests', the reports',
+the teeth's) is :data:`FUNCTION_NAMES` or a filter of :data:`LOSSES`.
+
+A missing piece is an error when this module is imported, never a silent default:
+:func:`_check_complete` looks each one up. Adding a loss means writing its reference (with
+tests), its oracle, its strategy and one :class:`Loss` entry here — and the import tells you
+what else is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from hypothesis import strategies as st
+
+from lossproofs import oracle, reference, strategies
+from lossproofs.cases import DTYPES, Case
+from lossproofs.strategies import extreme
+
+DIRECTIONS = ("forward", "gradient")
+# Argument families: which inputs a function takes, hence which error-floor model, which
+# extreme strata and which parameter families apply.
+KINDS = ("softmax", "index", "binary")
+
+
+@dataclass(frozen=True)
+class Loss:
+    """What the suite knows about one function.
+
+    - ``name``: the name in :mod:`lossproofs.reference`, :mod:`lossproofs.oracle` and
+      ``torch.nn.functional`` (``torch.logsumexp`` for ``logsumexp``).
+    - ``kind``: ``"softmax"`` (one array and a ``dim``), ``"index"`` (logits and class-index
+      or class-probability targets) or ``"binary"`` (probabilities or logits and a target of
+      the same shape): selects the error-floor model and the extreme strata.
+    - ``torch``: torch's functional form; ``nn``: the same call through the ``torch.nn`` module
+      API, or None with ``nn_missing`` saying why.
+    - ``reduces``: takes a ``reduction``; ``differentiable_target``: differentiable in a
+      floating target (``<name>_target_backward`` exists); ``has_hvp``: a closed-form
+      Hessian-vector product ``<name>_hvp`` exists.
+    - ``coupled_gradient``: gradient elements share terms across the array (softmax's Σ, a
+      mean's denominator), so their absolute error scales with the largest of them; otherwise
+      each element is compared on its own.
+    - ``keyword``: a pytest ``-k`` expression selecting this function's tests (names overlap:
+      ``cross_entropy`` is part of ``binary_cross_entropy``).
+    """
+
+    name: str
+    kind: str
+    torch: Callable[..., Any]
+    keyword: str
+    nn: Callable[..., Any] | None = None
+    nn_missing: str = ""
+    reduces: bool = True
+    differentiable_target: bool = False
+    has_hvp: bool = False
+    coupled_gradient: bool = True
+    resolved: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    # -- the pieces, looked up once by _check_complete ------------------------------------------
+    @property
+    def reference(self) -> Callable[..., Any]:
+        return self.resolved["reference"]
+
+    @property
+    def backward(self) -> Callable[..., Any]:
+        return self.resolved["backward"]
+
+    @property
+    def target_backward(self) -> Callable[..., Any] | None:
+        return self.resolved.get("target_backward")
+
+    @property
+    def hvp(self) -> Callable[..., Any] | None:
+        return self.resolved.get("hvp")
+
+    @property
+    def oracle(self) -> Callable[..., Any]:
+        return self.resolved["oracle"]
+
+    @property
+    def oracle_backward(self) -> Callable[..., Any]:
+        return self.resolved["oracle_backward"]
+
+    @property
+    def strata(self) -> tuple[str, ...]:
+        """The extreme-input strata of :mod:`lossproofs.strategies.extreme` for this function."""
+        return self.resolved["strata"]
+
+    def cases(self, dtype: str | None = None) -> st.SearchStrategy[Case]:
+        """The ordinary :class:`~lossproofs.cases.Case` strategy (any dtype when None)."""
+        return strategies.cases(self.name, dtype)
+
+
+# -- the nn module API in functional signatures ---------------------------------------------------
+def _nn_softmax(input, dim, dtype=None):
+    return torch.nn.Softmax(dim)(input if dtype is None else input.to(dtype))
+
+
+def _nn_log_softmax(input, dim, dtype=None):
+    return torch.nn.LogSoftmax(dim)(input if dtype is None else input.to(dtype))
+
+
+def _nn_nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    return torch.nn.NLLLoss(weight=weight, ignore_index=ignore_index, reduction=reduction)(
+        input, target)
+
+
+def _nn_cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
+                      label_smoothing=0.0):
+    return torch.nn.CrossEntropyLoss(weight=weight, ignore_index=ignore_index,
+                                     reduction=reduction, label_smoothing=label_smoothing)(
+        input, target)
+
+
+def _nn_binary_cross_entropy(input, target, weight=None, reduction="mean"):
+    return torch.nn.BCELoss(weight=weight, reduction=reduction)(input, target)
+
+
+def _nn_binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
+                                         pos_weight=None):
+    return torch.nn.BCEWithLogitsLoss(weight=weight, reduction=reduction,
+                                      pos_weight=pos_weight)(input, target)
+
+
+def _torch_logsumexp(input, dim, keepdim=False):
+    # torch.nn.functional has no logsumexp; torch.logsumexp is its functional form.
+    return torch.logsumexp(input, dim, keepdim=keepdim)
+
+
+LOSSES: dict[str, Loss] = {loss.name: loss for loss in (
+    Loss("softmax", "softmax", F.softmax, "(softmax and not log_softmax)", nn=_nn_softmax,
+         reduces=False),
+    Loss("log_softmax", "softmax", F.log_softmax, "log_softmax", nn=_nn_log_softmax,
+         reduces=False),
+    Loss("logsumexp", "softmax", _torch_logsumexp, "logsumexp",
+         nn_missing="torch.nn has no LogSumExp module", reduces=False),
+    Loss("nll_loss", "index", F.nll_loss, "nll_loss", nn=_nn_nll_loss),
+    Loss("cross_entropy", "index", F.cross_entropy,
+         "(cross_entropy and not binary_cross_entropy)", nn=_nn_cross_entropy,
+         differentiable_target=True, has_hvp=True),
+    Loss("binary_cross_entropy", "binary", F.binary_cross_entropy,
+         "(binary_cross_entropy and not with_logits)", nn=_nn_binary_cross_entropy,
+         differentiable_target=True, coupled_gradient=False),
+    Loss("binary_cross_entropy_with_logits", "binary", F.binary_cross_entropy_with_logits,
+         "binary_cross_entropy_with_logits", nn=_nn_binary_cross_entropy_with_logits,
+         differentiable_target=True, has_hvp=True, coupled_gradient=False),
+)}
+
+FUNCTION_NAMES: tuple[str, ...] = tuple(LOSSES)
+
+
+class IncompleteDeclaration(ImportError):
+    """A registered function lacks a piece the suite needs (raised at import)."""
+
+
+def _required(loss: Loss, module: Any, attribute: str, what: str) -> Any:
+    value = getattr(module, attribute, None)
+    if not callable(value):
+        raise IncompleteDeclaration(
+            f"{loss.name}: {what} {module.__name__}.{attribute} is missing")
+    return value
+
+
+def _check_complete(loss: Loss) -> None:
+    """Look up every piece of ``loss``; raise :class:`IncompleteDeclaration` for a missing one."""
+    from lossproofs.error_cases import ERROR_CASES
+    from lossproofs.special_cases import SPECIAL_CASES
+    from lossproofs.tolerances import TOLERANCES, ULP_BOUNDS
+
+    if loss.kind not in KINDS:
+        raise IncompleteDeclaration(f"{loss.name}: kind {loss.kind!r} is not one of {KINDS}")
+    if loss.nn is None and not loss.nn_missing:
+        raise IncompleteDeclaration(f"{loss.name}: no nn module and no nn_missing reason")
+    r = loss.resolved
+    r["reference"] = _required(loss, reference, loss.name, "reference")
+    r["backward"] = _required(loss, reference, f"{loss.name}_backward", "closed-form gradient")
+    for flag, suffix in ((loss.differentiable_target, "target_backward"),
+                         (loss.has_hvp, "hvp")):
+        present = callable(getattr(reference, f"{loss.name}_{suffix}", None))
+        if flag and not present:
+            raise IncompleteDeclaration(
+                f"{loss.name}: declared with a {suffix} but reference.{loss.name}_{suffix} "
+                "is missing")
+        if present and not flag:
+            raise IncompleteDeclaration(
+                f"{loss.name}: reference.{loss.name}_{suffix} exists but the declaration "
+                "does not say so")
+        if flag:
+            r[suffix] = getattr(reference, f"{loss.name}_{suffix}")
+    r["oracle"] = _required(loss, oracle, loss.name, "exact oracle")
+    r["oracle_backward"] = _required(loss, oracle, f"{loss.name}_backward", "exact gradient")
+    try:
+        strategies.cases(loss.name)
+        r["strata"] = tuple(extreme.strata_for(loss.name))
+    except (KeyError, ValueError) as e:
+        raise IncompleteDeclaration(f"{loss.name}: no input strategy ({e!r})") from e
+    for dtype in DTYPES:
+        for direction in DIRECTIONS:
+            if (dtype, direction) not in TOLERANCES:
+                raise IncompleteDeclaration(f"no tolerance row for ({dtype}, {direction})")
+            if (loss.name, dtype, direction) not in ULP_BOUNDS:
+                raise IncompleteDeclaration(
+                    f"{loss.name}: no ULP bound for ({dtype}, {direction})")
+    for cases, what in ((ERROR_CASES, "error case"), (SPECIAL_CASES, "special-value case")):
+        if not any(c.function == loss.name for c in cases):
+            raise IncompleteDeclaration(f"{loss.name}: no {what}")
+
+
+for _loss in LOSSES.values():
+    _check_complete(_loss)
+
+
+def loss(name: str) -> Loss:
+    """The declaration of ``name``; a clear error for a name that is not registered."""
+    try:
+        return LOSSES[name]
+    except KeyError:
+        raise KeyError(f"function {name!r} is not registered in lossproofs.registry: "
+                       f"expected one of {FUNCTION_NAMES}") from None
+
+
+def with_target_gradient() -> tuple[str, ...]:
+    return tuple(n for n, spec in LOSSES.items() if spec.differentiable_target)
+
+
+def with_hvp() -> tuple[str, ...]:
+    return tuple(n for n, spec in LOSSES.items() if spec.has_hvp)
