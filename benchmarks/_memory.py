@@ -1,4 +1,7 @@
-"""Peak memory of one call, above what was allocated before it, by an honest method per device.
+"""Peak memory of one call (by an honest method per device), and the memory bandwidth that the
+roofline compares against.
+
+Peak memory, above what was allocated before the call:
 
 - CUDA: ``torch.cuda.reset_peak_memory_stats`` then ``max_memory_allocated() − allocated before``
   (the caching allocator's own count of live tensor bytes; cached-but-free blocks excluded).
@@ -9,10 +12,14 @@
 - CPU, NumPy reference: ``tracemalloc``'s peak (NumPy reports its data buffers to tracemalloc).
 
 Each method returns ``(peak_bytes or None, method string)``; None means not measured, with why.
+
+:func:`bandwidth` times two plain kernels over a buffer larger than the last-level cache: a
+read (``src.sum()``) and a copy (``dst.copy_(src)``), median of blocks of calls.
 """
 
 from __future__ import annotations
 
+import time
 import tracemalloc
 from collections.abc import Callable
 from typing import Any
@@ -89,3 +96,39 @@ def peak_bytes(fn: Callable[[], Any], device: str, numpy_variant: bool = False,
     if numpy_variant:
         return _tracemalloc_peak(fn)
     return _cpu_torch_peak(fn)
+
+
+def bandwidth(device: str, threads: int, nbytes: int, seconds: float = 0.5) -> dict[str, Any]:
+    """Measured memory bandwidth of plain kernels on ``device`` (GB/s = 1e9 B/s).
+
+    read: ``src.sum()`` moves ``nbytes`` (reads once); copy: ``dst.copy_(src)`` moves
+    ``2·nbytes`` (reads and writes once). Each: the median of per-call times over blocks
+    filling about ``seconds``. ``nbytes`` should exceed the last-level cache.
+    """
+    from benchmarks._measure import _block_time
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        n = nbytes // 4
+        src = torch.ones(n, dtype=torch.float32, device=device)
+        dst = torch.empty_like(src)
+        cuda = device.startswith("cuda")
+        medians = {}
+        for name, fn in (("read", lambda: src.sum()), ("copy", lambda: dst.copy_(src))):
+            _block_time(fn, 1, cuda)  # warm-up: pages touched
+            per_call = _block_time(fn, 1, cuda)
+            number = max(1, int(seconds / 10 / per_call))
+            deadline, times = time.monotonic() + seconds, []
+            while time.monotonic() < deadline or len(times) < 3:
+                times.append(_block_time(fn, number, cuda))
+            medians[name] = sorted(times)[len(times) // 2]
+    finally:
+        torch.set_num_threads(previous)
+    nbytes = n * 4
+    return {
+        "buffer_bytes": nbytes, "read_gbps": nbytes / medians["read"] / 1e9,
+        "copy_gbps": 2 * nbytes / medians["copy"] / 1e9, "threads": threads,
+        "method": "read: src.sum() over buffer_bytes; copy: dst.copy_(src), 2·buffer_bytes; "
+                  "median per-call time over blocks",
+    }

@@ -20,14 +20,18 @@ training-mode forward (it saves what backward needs).
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from benchmarks._measure import Point, Prepared
+from benchmarks._memory import peak_bytes
 
 FORWARD = "forward"
 FORWARD_BACKWARD = "forward+backward"
@@ -62,8 +66,9 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.
 
 
 @dataclass(frozen=True)
-class Case:
-    """One benchmark point: a ``(N, C)`` logits shape, dtype, target kind and device."""
+class BenchmarkCase:
+    """One cross-entropy benchmark point: a ``(N, C)`` logits shape, dtype, target kind and
+    device, and which optional variants the grid's budget allows for it."""
 
     device: str
     dtype: str
@@ -72,6 +77,7 @@ class Case:
     targets: str = "index"
     group: str = "named"  # "named" shapes, the C "sweep" at fixed N, or an "extra" case
     with_compile: bool = True
+    with_reference: bool = True
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -102,8 +108,12 @@ class Case:
     def label(self) -> str:
         return f"{self.N}×{self.C}"
 
+    def key(self, pass_: str) -> str:
+        """The measurement point's unique key for one pass."""
+        return f"{self.device} {self.dtype} {self.label()} {self.targets} {pass_}"
 
-def make_inputs(case: Case, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+
+def make_inputs(case: BenchmarkCase, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Standard-normal logits ``(N, C)`` requiring grad, and the case's targets.
 
     index / label_smoothing: uniform class indices; ignore_index: the same with about 10 % set
@@ -127,7 +137,8 @@ def make_inputs(case: Case, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return x, t
 
 
-def _loss_functions(case: Case) -> dict[str, Callable[[torch.Tensor, torch.Tensor], Any]]:
+def _loss_functions(case: BenchmarkCase,
+                    ) -> dict[str, Callable[[torch.Tensor, torch.Tensor], Any]]:
     """The torch-side variants as ``loss(x, t)`` for the case's target kind."""
     eps, C = LABEL_SMOOTHING, case.C
     if case.targets == "probability":
@@ -168,7 +179,7 @@ def _loss_functions(case: Case) -> dict[str, Callable[[torch.Tensor, torch.Tenso
     }
 
 
-def _fused_kwargs(case: Case) -> dict[str, Any]:
+def _fused_kwargs(case: BenchmarkCase) -> dict[str, Any]:
     if case.targets == "label_smoothing":
         return {"label_smoothing": LABEL_SMOOTHING}
     if case.targets == "probability":
@@ -177,7 +188,7 @@ def _fused_kwargs(case: Case) -> dict[str, Any]:
 
 
 @dataclass
-class Prepared:
+class VariantCalls:
     """Callables per variant for one case and pass, and the variants that cannot run."""
 
     calls: dict[str, Callable[[], Any]] = field(default_factory=dict)
@@ -185,8 +196,10 @@ class Prepared:
     compile_s: float | None = None
 
 
-def _reference_loss(case: Case) -> tuple[Callable[..., Any] | None, str | None]:
+def _reference_loss(case: BenchmarkCase) -> tuple[Callable[..., Any] | None, str | None]:
     """``lossproofs.reference.cross_entropy`` or the reason it cannot be used here."""
+    if not case.with_reference:
+        return None, "NumPy reference not run for this case (grid budget)"
     if not case.device.startswith("cpu"):
         return None, "the NumPy reference runs on CPU only"
     if case.dtype == "bfloat16":
@@ -198,7 +211,7 @@ def _reference_loss(case: Case) -> tuple[Callable[..., Any] | None, str | None]:
     return cross_entropy, None
 
 
-def build_compiled(case: Case, enabled: bool = True, backend: str = "inductor",
+def build_compiled(case: BenchmarkCase, enabled: bool = True, backend: str = "inductor",
                    ) -> tuple[Callable[..., Any] | None, str | None]:
     """``torch.compile(F.cross_entropy)`` for one case, or the reason there is none.
 
@@ -219,9 +232,9 @@ def build_compiled(case: Case, enabled: bool = True, backend: str = "inductor",
         return None, f"torch.compile unavailable: {type(exc).__name__}: {exc}"
 
 
-def prepare(case: Case, pass_: str, x: torch.Tensor, t: torch.Tensor, *,
+def prepare(case: BenchmarkCase, pass_: str, x: torch.Tensor, t: torch.Tensor, *,
             compiled: Callable[..., Any] | None = None, compiled_reason: str | None = None,
-            only: tuple[str, ...] | None = None) -> Prepared:
+            only: tuple[str, ...] | None = None) -> VariantCalls:
     """The zero-argument callables of every variant for ``case`` and ``pass_``.
 
     ``compiled`` comes from :func:`build_compiled` (``compiled_reason`` says why it is None).
@@ -231,7 +244,7 @@ def prepare(case: Case, pass_: str, x: torch.Tensor, t: torch.Tensor, *,
     """
     if pass_ not in PASSES:
         raise ValueError(f"pass must be one of {PASSES}, got {pass_!r}")
-    prepared = Prepared()
+    prepared = VariantCalls()
     losses: dict[str, Callable[..., Any]] = dict(_loss_functions(case))
     if compiled is not None:
         losses[COMPILED] = compiled
@@ -302,3 +315,69 @@ def agreement_tolerance(dtype: str) -> float:
     few ulp of the summed loss; half-precision intermediates by a few of their ulp.
     """
     return {"float64": 1e-10, "float32": 1e-4}.get(dtype, 5e-2)
+
+
+# ---------------------------------------------------------------------------------------------
+# The measurement core's setup (runs in each worker process; see benchmarks._measure)
+
+
+def point(case: BenchmarkCase, pass_: str, compile_enabled: bool = True,
+          compile_backend: str = "inductor") -> Point:
+    """The measurement point for one case and pass."""
+    return Point(case.key(pass_), {"case": asdict(case), "pass": pass_,
+                                   "compile": compile_enabled, "backend": compile_backend})
+
+
+_CACHE: dict[str, Any] = {}
+"""The last case's inputs and compiled function in this worker: its two passes share them."""
+
+
+def setup_point(params: dict[str, Any], repeat: int) -> Prepared:
+    """:class:`benchmarks._measure.Prepared` for one point: the variants' callables; on the
+    first repeat also each variant's agreement with ``F.cross_entropy`` and its peak memory.
+
+    The first call of ``torch.compile`` (compilation) happens in :func:`prepare`, outside the
+    timings; its seconds are recorded on the first repeat.
+    """
+    case = BenchmarkCase(**params["case"])
+    pass_ = params["pass"]
+    key = (case, params["compile"], params["backend"])
+    if _CACHE.get("key") != key:
+        _CACHE.clear()
+        gc.collect()
+        x, t = make_inputs(case)
+        compiled, reason = build_compiled(case, params["compile"], params["backend"])
+        _CACHE.update(key=key, x=x, t=t, compiled=compiled, reason=reason)
+    x, t = _CACHE["x"], _CACHE["t"]
+    prep = prepare(case, pass_, x, t, compiled=_CACHE["compiled"],
+                   compiled_reason=_CACHE["reason"])
+    out = Prepared(calls=prep.calls, excluded={n: ("skipped", r) for n, r in prep.skipped.items()})
+    if prep.compile_s is not None and repeat == 0:
+        out.info[COMPILED] = {"compile_s": prep.compile_s}
+    if repeat == 0:
+        _check_agreement(case, out)
+        for name, fn in out.calls.items():
+            peak, method = peak_bytes(fn, case.device, numpy_variant=name == REFERENCE)
+            out.info.setdefault(name, {}).update(peak_bytes=peak, peak_method=method)
+    return out
+
+
+def _check_agreement(case: BenchmarkCase, prepared: Prepared) -> None:
+    """Every variant must compute what ``F.cross_entropy`` computes (float32 on the device, or
+    float64 for float64 cases); one that raises is excluded as an error."""
+    cmp_dtype = torch.float64 if case.dtype == "float64" else torch.float32
+    expected = as_tensor(prepared.calls[FUSED_F](), case.device, cmp_dtype)
+    scale = max(float(expected.abs().max()), 1e-30)
+    tol = agreement_tolerance(case.dtype)
+    for name in list(prepared.calls):
+        try:
+            got = as_tensor(prepared.calls[name](), case.device, cmp_dtype)
+        except Exception as exc:
+            if "out of memory" in str(exc):
+                raise
+            del prepared.calls[name]
+            prepared.excluded[name] = ("error", f"{type(exc).__name__}: {str(exc)[:200]}")
+            continue
+        rel = float((got.reshape(expected.shape) - expected).abs().max()) / scale
+        prepared.info.setdefault(name, {}).update(max_rel_diff_vs_fused=rel,
+                                                  agrees=bool(rel <= tol))

@@ -43,12 +43,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from benchmarks._bitwise import (
+    _all_bitwise_equal,
+    _bitwise_equal,
+    first_false,
+    float32_ulp_distance,
+    parameter_difference,
+)
 from benchmarks._digit_data import DigitData, load_mnist_dir, load_sklearn_digits
+from benchmarks._progress import progress_bar
+from benchmarks._render import json_safe
+from benchmarks._training_report import findings, plot_loss_curves, render_markdown
 from lossproofs.environment import (
     claim_output,
     default_output_dir,
     environment,
-    environment_markdown,
     write_json,
     write_text,
 )
@@ -150,115 +159,6 @@ class TrainingConfig:
 
 
 # ---------------------------------------------------------------------------------------------
-# Comparison primitives
-
-
-def float32_ulp_distance(a: float, b: float) -> int | None:
-    """Number of float32 values between ``a`` and ``b`` (0 when bitwise equal up to ±0).
-
-    Maps each float32 bit pattern to a signed integer that is monotonic in the value (negative
-    patterns are reflected: ``−(bits & 0x7fffffff)``), so the distance is an integer
-    difference; ±0 both map to 0 and ±inf sit one step beyond ±max. ``None`` if either is NaN.
-    """
-    if math.isnan(a) or math.isnan(b):
-        return None
-    ordered = [_ordered_float32_bits(torch.tensor([v], dtype=torch.float32))[0].item()
-               for v in (a, b)]
-    return abs(int(ordered[0]) - int(ordered[1]))
-
-
-def _ordered_float32_bits(x: torch.Tensor) -> torch.Tensor:
-    """int64 keys monotonic in the float32 value of ``x`` (IEEE sign-magnitude → two's order)."""
-    bits = x.to(torch.float32).view(torch.int32).to(torch.int64)
-    return torch.where(bits < 0, -(bits & 0x7FFFFFFF), bits)
-
-
-def _bitwise_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Same shape, dtype and bit pattern everywhere.
-
-    Compares integer views, so NaN payloads count as equal and −0 ≠ +0 (value equality would
-    say the opposite of both).
-    """
-    if a.shape != b.shape or a.dtype != b.dtype:
-        return False
-    int_dtype = {2: torch.int16, 4: torch.int32, 8: torch.int64}[a.element_size()]
-    return torch.equal(a.view(int_dtype), b.view(int_dtype))
-
-
-def _all_bitwise_equal(xs: Sequence[torch.Tensor | None],
-                       ys: Sequence[torch.Tensor | None]) -> bool:
-    """Pairwise :func:`_bitwise_equal`; two missing gradients (``None``) count as equal."""
-    return all((x is None and y is None)
-               or (x is not None and y is not None and _bitwise_equal(x, y))
-               for x, y in zip(xs, ys))
-
-
-def parameter_difference(a: nn.Module, b: nn.Module) -> dict[str, Any]:
-    """Largest absolute difference between corresponding parameters, and bitwise equality.
-
-    ``max_abs = max |θ_a − θ_b|`` over all parameters (NaN if either holds a NaN);
-    ``bitwise``: whether every bit agrees. (No ULP maximum: parameters cross zero, where one
-    absolute step spans ~2·10⁹ float32 values, so a ULP count would mislead.)
-    """
-    abs_maxima, bitwise = [], True
-    for pa, pb in zip(a.parameters(), b.parameters()):
-        pa, pb = pa.detach(), pb.detach()
-        abs_maxima.append((pa - pb).abs().max())  # torch's max propagates NaN
-        bitwise = bitwise and _bitwise_equal(pa, pb)
-    return {"max_abs": float(torch.stack(abs_maxima).max()), "bitwise": bitwise}
-
-
-def first_false(flags: Sequence[bool], steps: Sequence[int]) -> int | None:
-    """The step number of the first ``False`` in ``flags`` (``None`` if all are true)."""
-    return next((s for f, s in zip(flags, steps) if not f), None)
-
-
-# ---------------------------------------------------------------------------------------------
-# Progress bar (tqdm when installed; a plain line printer otherwise)
-
-
-class SimpleProgress:
-    """A dependency-free progress bar: prints ``desc: k/total (p%)`` every 10% to ``stream``."""
-
-    def __init__(self, total: int, desc: str, stream=None) -> None:
-        self.total, self.desc, self.count = max(int(total), 1), desc, 0
-        self.stream = stream if stream is not None else sys.stderr
-        self._next_report, self._postfix = 0.1, ""
-
-    def update(self, n: int = 1) -> None:
-        self.count += n
-        while self.count / self.total >= self._next_report - 1e-12 and self._next_report <= 1.0:
-            self._next_report += 0.1
-            print(f"{self.desc}: {self.count}/{self.total} ({100 * self.count / self.total:.0f}%)"
-                  f"{' ' + self._postfix if self._postfix else ''}", file=self.stream, flush=True)
-
-    def set_postfix_str(self, text: str) -> None:
-        self._postfix = text
-
-    def close(self) -> None:
-        pass
-
-
-class _NoProgress(SimpleProgress):
-    def update(self, n: int = 1) -> None:
-        self.count += n
-
-
-def make_progress(total: int, desc: str, enabled: bool = True, use_tqdm: bool = True):
-    """A progress bar with ``update``, ``set_postfix_str`` and ``close``: tqdm if importable."""
-    if not enabled:
-        return _NoProgress(total, desc)
-    if use_tqdm:
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            pass
-        else:
-            return tqdm(total=total, desc=desc, unit="step", file=sys.stderr)
-    return SimpleProgress(total, desc)
-
-
-# ---------------------------------------------------------------------------------------------
 # The experiment
 
 
@@ -340,7 +240,7 @@ def train_lockstep(data: DigitData, config: TrainingConfig, run_names: Sequence[
                                                  "params_bitwise": []} for o in others}}
     epochs: list[dict[str, Any]] = []
     order_generator = torch.Generator().manual_seed(config.seed)
-    progress = progress if progress is not None else _NoProgress(total_steps, "")
+    progress = progress if progress is not None else progress_bar(total_steps, "", True)
     step = 0
     started = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
@@ -442,167 +342,6 @@ def _summarise(steps: dict[str, Any], epochs: list[dict[str, Any]],
 
 
 # ---------------------------------------------------------------------------------------------
-# Reports
-
-
-def _json_safe(value: Any) -> Any:
-    """Replace non-finite floats by the strings ``"nan"``, ``"inf"``, ``"-inf"`` (strict JSON)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def _fmt(value: Any, spec: str = ".3g") -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return format(value, spec)
-    return str(value)
-
-
-def findings(results: dict[str, Any]) -> list[str]:
-    """One sentence per compared run, generated from the measurements."""
-    lines = []
-    ref = results["reference"]
-    for other, s in results["summary"].items():
-        if other == ref:
-            continue
-        if s["all_bitwise"]:
-            lines.append(
-                f"`{other}` was bitwise identical to `{ref}` at every one of {s['steps']} steps: "
-                "same loss bits, same gradient bits, same parameter bits after each update; "
-                f"test accuracies equal at every epoch.")
-        else:
-            lines.append(
-                f"`{other}` first differed from `{ref}` in the loss at step "
-                f"{_fmt(s['first_loss_divergence_step'])} and in the parameters at step "
-                f"{_fmt(s['first_param_divergence_step'])}; {s['steps_loss_bitwise']} of "
-                f"{s['steps']} step losses were bitwise equal, the largest loss difference was "
-                f"{_fmt(s['max_loss_ulp'])} ULP ({_fmt(s['max_loss_abs_diff'])} absolute; on the "
-                f"reference's own logits at most {_fmt(s['max_same_input_loss_ulp'])} ULP, "
-                f"median {_fmt(s['median_same_input_loss_ulp'])}), the "
-                f"final largest parameter difference {_fmt(s['final_max_param_abs_diff'])} and the "
-                f"largest test-accuracy difference over the epochs "
-                f"{_fmt(s['max_test_accuracy_diff'])}.")
-            if s["first_nonfinite_loss_step"] is not None:
-                lines.append(f"`{other}` produced a non-finite loss first at step "
-                             f"{s['first_nonfinite_loss_step']}.")
-    return lines
-
-
-def render_markdown(results: dict[str, Any]) -> str:
-    """The human-readable report: findings, per-run summary, per-epoch table, environment."""
-    cfg, data, ref = results["config"], results["data"], results["reference"]
-    names = list(results["runs"])
-    out = [
-        "# Training-level equivalence: CrossEntropyLoss vs LogSoftmax + NLLLoss",
-        "",
-        "Generated by `python -m benchmarks.training_equivalence`; do not edit by hand.",
-        "",
-        f"Data: {data['dataset']} — {data['n_train']} training / {data['n_test']} test images, "
-        f"input {data['input']}; normalised {data['normalisation']['formula']} "
-        f"(mean {data['normalisation']['mean']:.4f}, std {data['normalisation']['std']:.4f}).",
-        "",
-        f"Network 784-512-256-128-64-10 (ReLU), SGD lr {cfg['lr']} momentum {cfg['momentum']}, "
-        f"batch {cfg['batch_size']}, seed {cfg['seed']}, {results['total_steps']} steps "
-        f"({results['steps_per_epoch']} per epoch), logit scale {cfg['logit_scale']}, "
-        f"deterministic algorithms on, {results['environment']['torch_num_threads']} torch "
-        f"threads, device `{results['environment']['device']}`. Initial parameters bitwise equal "
-        f"across runs: {_fmt(results['initial_parameters_bitwise_equal'])}.",
-        "",
-        "## Findings",
-        "",
-        *[f"- {line}" for line in findings(results)],
-        "",
-        "## Runs",
-        "",
-        "| run | criterion | final test accuracy | loss bitwise = reference | first differing "
-        "step (loss / grads / params) | max loss ULP | max abs loss diff | max (median) loss "
-        "ULP on the reference's logits |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name in names:
-        s = results["summary"][name]
-        acc = _fmt(s["final_test_accuracy"], ".4f")
-        if name == ref:
-            out.append(f"| `{name}` (reference) | `{results['runs'][name]}` | {acc} | — | — | — "
-                       "| — | — |")
-            continue
-        out.append(
-            f"| `{name}` | `{results['runs'][name]}` | {acc} | {s['steps_loss_bitwise']}/"
-            f"{s['steps']} | {_fmt(s['first_loss_divergence_step'])} / "
-            f"{_fmt(s['first_grad_divergence_step'])} / {_fmt(s['first_param_divergence_step'])} "
-            f"| {_fmt(s['max_loss_ulp'])} | {_fmt(s['max_loss_abs_diff'])} "
-            f"| {_fmt(s['max_same_input_loss_ulp'])} ({_fmt(s['median_same_input_loss_ulp'])}) |")
-    others = [n for n in names if n != ref]
-    out += ["", "## Per epoch", "",
-            "| epoch | steps | " + " | ".join(f"test acc `{n}`" for n in names) + " | "
-            + " | ".join(f"max abs Δθ `{o}`" for o in others) + " |",
-            "|---" * (2 + len(names) + len(others)) + "|"]
-    for e in results["epochs"]:
-        label = f"{e['epoch']}{' (partial)' if e['partial'] else ''}"
-        out.append(f"| {label} | {e['steps_done']} | "
-                   + " | ".join(_fmt(e["test_accuracy"][n], ".4f") for n in names) + " | "
-                   + " | ".join(_fmt(e["param_diff"][o]["max_abs"], ".3g") for o in others)
-                   + " |")
-    out += ["", "Per-step losses, ULP distances and bitwise flags are in `results.json`; "
-            "`loss_curves.png` plots them.", "", "## Environment", "",
-            environment_markdown(results["environment"]), ""]
-    return "\n".join(out)
-
-
-def plot_loss_curves(results: dict[str, Any], path: Path) -> bool:
-    """Both (all) loss curves and their per-step distance to the reference, as a PNG.
-
-    Returns ``False`` (and writes nothing) when matplotlib is not installed.
-    """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    steps, ref = results["steps"], results["reference"]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 7), sharex=True,
-                                      gridspec_kw={"height_ratios": [3, 2]})
-    styles = ["-", "--", ":"]
-    for i, name in enumerate(steps["loss"]):
-        top.plot(steps["step"], steps["loss"][name], styles[i % 3], lw=1.2, label=name)
-    top.set_ylabel("training loss (batch mean)")
-    top.legend()
-    env = results["environment"]
-    top.set_title(f"{results['data']['name']}, logit scale {results['config']['logit_scale']} — "
-                  f"{env['device']} "
-                  f"({env.get('gpu_name') or env['cpu_model']}), torch {env['torch']}",
-                  fontsize=9)
-    for name, record in steps["comparisons"].items():
-        ulps = [u if u is not None else np.nan for u in record["loss_ulp"]]
-        all_equal = all(record["loss_bitwise"])
-        bottom.plot(steps["step"], ulps, ".", ms=3,
-                    label=f"{name} vs {ref}" + (" (bitwise equal at every step)"
-                                                if all_equal else ""))
-        if not all_equal:  # the formula's own rounding, without the trajectory's drift
-            same = [u if u is not None else np.nan for u in record["same_input_loss_ulp"]]
-            bottom.plot(steps["step"], same, "+", ms=3,
-                        label=f"{name} vs {ref}, both on {ref}'s logits")
-    bottom.set_yscale("symlog", linthresh=1)
-    bottom.set_ylabel("|Δ loss| in float32 ULP")
-    bottom.set_xlabel("optimizer step")
-    bottom.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
-
-
-# ---------------------------------------------------------------------------------------------
 # Command line
 
 
@@ -650,7 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=TrainingConfig.seed,
                         help="seed of the initial weights and the shuffle order")
     parser.add_argument("--threads", type=_positive_int("--threads"), default=None,
-                        help="torch CPU threads (default: torch's choice; recorded either way)")
+                        help="torch CPU threads (default: 1 with --quick, where a second "
+                             "thread can only be oversubscribed on a busy CI machine and "
+                             "bitwise equality does not depend on the count; otherwise "
+                             "torch's choice; recorded either way)")
     parser.add_argument("--logit-scale", type=_positive_float("--logit-scale"), default=1.0,
                         help="multiply the logits by this before every criterion (shows where "
                              "naive log(softmax) breaks)")
@@ -672,9 +414,10 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
                             max_steps=QUICK_STEPS if args.quick else None)
     run_names = [n for n in RUNS if not (args.no_naive and n == "naive_log_softmax")]
     total = min(epochs * steps_per_epoch, config.max_steps or epochs * steps_per_epoch)
-    with deterministic_torch(device, args.threads):
-        progress = make_progress(total, f"training {len(run_names)} runs on {device.type}",
-                                 enabled=not args.no_progress)
+    threads = args.threads if args.threads is not None or not args.quick else 1
+    with deterministic_torch(device, threads):
+        progress = progress_bar(total, f"training {len(run_names)} runs on {device.type}",
+                                disable=args.no_progress, unit="step")
         measured = train_lockstep(data, config, run_names, device, progress)
         env = environment(str(device))  # inside the block: records the thread count used
     return {
@@ -693,7 +436,7 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -714,7 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     png = out_dir / "loss_curves.png"
     claim_output(png, overwrite=args.overwrite)
     results["loss_curves_png"] = png.name if plot_loss_curves(results, png) else None
-    write_json(out_dir / "results.json", _json_safe(results), overwrite=args.overwrite)
+    write_json(out_dir / "results.json", json_safe(results), overwrite=args.overwrite)
     write_text(out_dir / "results.md", render_markdown(results), overwrite=args.overwrite)
     if results["loss_curves_png"] is None:
         print("note: matplotlib is not installed; loss_curves.png was not written",

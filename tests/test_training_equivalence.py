@@ -21,6 +21,8 @@ import torch
 
 from benchmarks import training_equivalence as te
 from benchmarks._digit_data import DigitData, load_mnist_dir, load_sklearn_digits, read_idx
+from benchmarks._progress import PlainProgress, progress_bar
+from benchmarks._render import json_safe
 
 # ---------------------------------------------------------------------------------------------
 # The --quick run: one test, so that `pytest -n 2` never trains it twice (a module fixture would
@@ -29,9 +31,10 @@ from benchmarks._digit_data import DigitData, load_mnist_dir, load_sklearn_digit
 
 def test_quick_run(tmp_path):
     out = tmp_path / "quick"
-    # One thread: under `pytest -n 2` on two cores, two torch threads per worker oversubscribe
-    # the CPU and slow the run several-fold; bitwise equality does not depend on the count.
-    assert te.main(["--quick", "--out", str(out), "--no-progress", "--threads", "1"]) == 0
+    # --quick defaults to one thread: under `pytest -n 2` on two cores, two torch threads per
+    # worker oversubscribe the CPU and slow the run several-fold; bitwise equality does not
+    # depend on the count (_check_reports_carry_the_environment checks the default).
+    assert te.main(["--quick", "--out", str(out), "--no-progress"]) == 0
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     _check_reports_carry_the_environment(out, results)
     _check_advertised_length(results)
@@ -330,22 +333,23 @@ def test_cuda_without_a_device_exits_with_a_clear_message(capsys, tmp_path):
 # Progress bar, JSON safety, restored global state
 
 
-def test_simple_progress_reports_every_tenth():
+def test_plain_progress_reports_every_tenth():
     stream = io.StringIO()
-    bar = te.SimpleProgress(total=50, desc="x", stream=stream)
+    bar = PlainProgress(total=50, desc="x", stream=stream)
     for _ in range(50):
         bar.update()
+    bar.close()
     lines = stream.getvalue().splitlines()
-    assert len(lines) == 10 and lines[-1] == "x: 50/50 (100%)"
+    assert len(lines) == 10 and lines[-1].startswith("x: 50/50 (100%)")
 
 
 def test_progress_falls_back_without_tqdm(monkeypatch):
     monkeypatch.setitem(sys.modules, "tqdm", None)  # makes `import tqdm` raise ImportError
-    assert type(te.make_progress(10, "x")) is te.SimpleProgress
+    assert type(progress_bar(10, "x")) is PlainProgress
 
 
 def test_json_safe_replaces_non_finite_floats():
-    assert te._json_safe({"a": [math.inf, -math.inf, math.nan, 1.5]}) == {
+    assert json_safe({"a": [math.inf, -math.inf, math.nan, 1.5]}) == {
         "a": ["inf", "-inf", "nan", 1.5]}
 
 

@@ -1,46 +1,30 @@
-"""Render a cross-entropy benchmark payload (``results.json``) as Markdown tables and PNG plots.
+"""Render a cross-entropy benchmark payload (``results.json``) as Markdown tables and PNG plots,
+and a reproducibility comparison of two runs.
 
 Pure functions of the payload, so ``--render`` regenerates the same files from a JSON measured
 elsewhere (the GPU run). Every table is preceded by a one-line machine caption and every PNG
-carries the machine in its title and the full environment block in its PNG metadata.
+carries the machine in its title and the full environment block in its PNG metadata. A
+contended run opens with a warning, and its ratio cells are marked (:func:`ratio_cell`).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from benchmarks._render import (
+    contention_markdown,
+    format_bytes,
+    format_time,
+    machine_line,
+    png_metadata,
+)
 from benchmarks._variants import PASSES, VARIANTS
 from lossproofs.environment import claim_output, environment_markdown, write_text
 
-
-def format_time(seconds: float | None) -> str:
-    """``1.23 ms``-style text with three significant digits; ``—`` for None."""
-    if seconds is None:
-        return "—"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if abs(seconds) >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds / 1e-9:.3g} ns"
-
-
-def format_bytes(n: float | None) -> str:
-    if n is None:
-        return "—"
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g} {unit}"
-    return f"{n:.0f} B"
-
-
-def machine_line(env: dict[str, Any]) -> str:
-    """One line naming the machine, for the caption above every table and plot."""
-    parts = [env.get("gpu_name") or None, env.get("cpu_model"),
-             f"{env.get('torch_num_threads')} thread(s)", f"torch {env.get('torch')}",
-             f"commit {str(env.get('git_commit', 'unknown'))[:12]}"]
-    return " · ".join(str(p) for p in parts if p)
+__all__ = ["format_bytes", "format_time", "machine_line", "markdown", "plots", "ratio_cell",
+           "render", "reproducibility_summary", "summary_table", "write_reproducibility"]
 
 
 def _unique(items: Iterable[Any]) -> list[Any]:
@@ -81,6 +65,22 @@ def _table(records: list[dict[str, Any]], what: str, caption: str) -> list[str]:
     return [*lines, ""]
 
 
+def ratio_cell(r: dict[str, Any], digits: int = 3) -> str:
+    """``0.95 [0.93, 0.97]`` with markers: ``~`` indicative (quick run), ``⚠`` contended,
+    ``†`` the precision target was not reached; no interval with fewer than 2 repeats."""
+    mark = ("~" if r.get("indicative") and not r.get("contended") else "")
+    text = f"{mark}{r['ratio']:.{digits}g}"
+    if r.get("ci_low") is not None:
+        text += f" [{r['ci_low']:.{digits}g}, {r['ci_high']:.{digits}g}]"
+    else:
+        text += " (no interval)"
+    if r.get("contended"):
+        text += " ⚠"
+    if r.get("ci_low") is not None and not r.get("target_met"):
+        text += " †"
+    return text
+
+
 def _ratio_table(ratios: list[dict[str, Any]], caption: str) -> list[str]:
     labels = _unique(f"{r['numerator']} / {r['denominator']}" for r in ratios)
     if not labels:
@@ -94,32 +94,70 @@ def _ratio_table(ratios: list[dict[str, Any]], caption: str) -> list[str]:
         cells = []
         for lab in labels:
             r = by_key.get((n, c, pass_, lab))
-            cells.append("" if r is None else
-                         f"{r['ratio']:.3g} [{r['ci_low']:.3g}, {r['ci_high']:.3g}]")
+            cells.append("" if r is None else ratio_cell(r))
         lines.append(f"| {n}×{c} | {pass_} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
 
 METHOD_TEXT = """\
-- Time: `torch.utils.benchmark.Timer` (explicit `num_threads`; CUDA synchronised by the Timer's
-  clock). A `blocked_autorange` per variant warms up (and, for `torch.compile`, compiles: compile
-  time is excluded and reported separately) and sizes a block; then rounds of one block per
-  variant run in rotated order so drift hits every variant alike. Cells: median per call over
-  the blocks (IQR in parentheses). ⚠ marks a variant whose result differed from
+- Repeats: every point (case × pass) is measured in k **independent worker processes**, one
+  after another and spread over the run (repeat 2 of every point after repeat 1 of every
+  point). In each, every variant is warmed up (`torch.compile` compiles here: excluded from
+  the timings, first-repeat compile time listed below), a block of calls is sized to a fixed
+  duration, and rounds of one block per variant run in an order rotated every round. CPU blocks
+  are timed with `perf_counter`, CUDA blocks with events after a synchronise.
+- Cells: median per call (the median of the repeats' medians), IQR over all blocks of all
+  repeats in parentheses. ⚠ after a time marks a variant whose result differed from
   `F.cross_entropy` by more than the agreement bound.
-- Ratios: geometric mean of the paired per-round block ratios, with a 95 % Student-t interval on
-  the log ratios (`exp(mean ± t·sd/√n)`). Below 1 means the numerator is faster.
+- Ratios: per repeat, the geometric mean of the paired per-round block ratios; the estimate is
+  the geometric mean over the k repeats and the **95 % interval is a Student-t interval over
+  the k repeats' log ratios** (`exp(mean ± t·sd/√k)`), so it includes the variation between
+  processes that a rerun meets, not only the noise within one. Points get more repeats until
+  every ratio's half-width is below the target or the time cap is reached. Below 1 means the
+  numerator is faster. Markers: `⚠` measured under contention, `†` precision target not
+  reached, `~` indicative (a `--quick` smoke run).
 - Roofline: the least a pass must move (forward reads the N·C logits and the targets once;
   forward+backward also writes the N·C gradient) divided by the median time, as a fraction of
   the bandwidth measured in the same run by a plain kernel with the same access pattern
   (forward: `sum` read; forward+backward: `copy`).
-- Peak memory: extra bytes held during one call above what was live before it (inputs
-  excluded; the returned gradient included), and as a multiple of the logits' size. Method per
-  record in `results.json` (`peak_method`): CUDA `max_memory_allocated` after a reset; CPU torch
-  profiler allocation events (tensor storage only); NumPy via `tracemalloc`.
+- Peak memory (first repeat): extra bytes held during one call above what was live before it
+  (inputs excluded; the returned gradient included), and as a multiple of the logits' size.
+  Method per record in `results.json` (`peak_method`): CUDA `max_memory_allocated` after a
+  reset; CPU torch profiler allocation events (tensor storage only); NumPy via `tracemalloc`.
 - `forward` is the training-mode forward: the logits require grad, so it includes saving what
   backward needs.
+- Contention: before the grid, an idle sample of other processes' CPU use and a probe kernel at
+  the run's thread count and at one thread; around every point in every worker, other
+  processes' CPU use, CPU steal and the probe again (`benchmarks/_contention.py`).
 """
+
+
+def _precision_lines(payload: dict[str, Any]) -> list[str]:
+    ratios = [r for r in payload["ratios"] if r.get("ci_low") is not None]
+    if not ratios:
+        return []
+    cfg = payload["config"].get("measure", {})
+    met = sum(bool(r.get("target_met")) for r in ratios)
+    widths = sorted(r["rel_half_width"] for r in ratios)
+    reps = sorted(r["repeats"] for r in ratios)
+    return [f"Precision: {met} of {len(ratios)} ratios reached the target half-width "
+            f"{100 * cfg.get('target', 0):.3g} %; median half-width "
+            f"{100 * widths[len(widths) // 2]:.2g} %, widest {100 * widths[-1]:.2g} %; "
+            f"{reps[0]}–{reps[-1]} repeats per ratio (time cap {cfg.get('time_cap_s')} s).", ""]
+
+
+def _calibration_lines(cal: dict[str, Any]) -> list[str]:
+    if not cal:
+        return []
+    probe = cal.get("probe") or {}
+    others = cal.get("others_busy_cores")
+    return [f"Before the grid: other processes used "
+            f"{'—' if others is None else f'{others:.2f}'} cores "
+            f"(±{cal.get('resolution_cores') or 0:.2f}), load average {cal.get('loadavg')}, "
+            f"steal {100 * (cal.get('steal_fraction') or 0):.1f} %, probe kernel "
+            f"{format_time(probe.get('threads_s'))} at {probe.get('threads')} thread(s) vs "
+            f"{format_time(probe.get('one_thread_s'))} at 1: "
+            + ("**contended**." if cal.get("contended") else "quiet."), ""]
 
 
 def markdown(payload: dict[str, Any]) -> str:
@@ -138,16 +176,19 @@ def markdown(payload: dict[str, Any]) -> str:
         "",
         environment_markdown(env),
         "",
+        *contention_markdown(payload),
+        *([] if not cfg.get("quick") else [
+            "> **Indicative only**: a `--quick` smoke run (tiny blocks, 3 repeats, no precision "
+            "target). Do not cite these numbers.", ""]),
         f"Run: {'quick' if cfg.get('quick') else 'full'} grid, {cfg.get('threads')} thread(s), "
         f"torch.compile {'on' if cfg.get('compile') else 'off'}"
-        f" ({cfg.get('compile_backend')}). "
+        f" ({cfg.get('compile_backend')}), {payload.get('elapsed_s', 0):.0f} s. "
         + ("Complete." if payload.get("complete") else
-           "**INCOMPLETE: the run was interrupted; these are the cases it finished.**"),
+           "**INCOMPLETE: the run was interrupted; these are the points it finished.**"),
         "",
+        *_calibration_lines(payload.get("calibration") or {}),
+        *_precision_lines(payload),
     ]
-    if cfg.get("loadavg_start") is not None:
-        out += [f"Load average (1, 5, 15 min) at start {cfg['loadavg_start']}, at end "
-                f"{cfg.get('loadavg_end')}: other processes on these cores add noise.", ""]
     if bw:
         out += [f"Measured bandwidth ({format_bytes(bw['buffer_bytes'])} buffer): read "
                 f"{bw['read_gbps']:.3g} GB/s, copy {bw['copy_gbps']:.3g} GB/s.", ""]
@@ -166,7 +207,7 @@ def markdown(payload: dict[str, Any]) -> str:
                     out += [f"### {title.split(':')[0]}: {targets} targets, {dtype}, {pass_}",
                             ""]
                     out += _table(sel, what, caption)
-    out += ["## Paired ratios with 95 % intervals", ""]
+    out += ["## Ratios with 95 % intervals over worker repeats", ""]
     for targets, dtype in groups:
         sel = [r for r in ratios if (r["targets"], r["dtype"]) == (targets, dtype)]
         if sel:
@@ -183,6 +224,12 @@ def markdown(payload: dict[str, Any]) -> str:
         out += ["## Variants that disagreed with F.cross_entropy", ""]
         out += [f"- `{r['variant']}` {r['dtype']} {r['N']}×{r['C']} {r['targets']} {r['pass']}: "
                 f"max relative difference {r['max_rel_diff_vs_fused']:.3g}" for r in disagree]
+        out += [""]
+    contended = _unique((r["point"], "; ".join(r["contention_reasons"])) for r in records
+                        if r.get("contended"))
+    if contended:
+        out += ["## Points measured under contention", "", "| point | observed |", "|---|---|"]
+        out += [f"| {k} | {why} |" for k, why in contended]
         out += [""]
     compiles = [r for r in records if r.get("compile_s") is not None]
     if compiles:
@@ -201,13 +248,12 @@ def summary_table(payload: dict[str, Any]) -> str:
     rats = {(r["dtype"], r["N"], r["C"], r["targets"], r["pass"], r["numerator"]): r
             for r in payload["ratios"]}
     head = (f"{'dtype':9s} {'N×C':>12s} {'targets':15s} {'pass':16s} {'fused':>9s} "
-            f"{'composed':>9s} {'fused/comp [95% CI]':>22s} {'compiled/fused':>15s} "
+            f"{'composed':>9s} {'fused/comp [95% CI]':>26s} {'compiled/fused':>15s} "
             f"{'fused roof':>10s}")
     lines = [machine_line(payload["environment"]), head, "-" * len(head)]
-    keys = _unique(k[:5] for k in recs)
-    for key in keys:
-        fused, comp = recs.get((*key, "F.cross_entropy")), recs.get(
-            (*key, "F.nll_loss(F.log_softmax)"))
+    for key in _unique(k[:5] for k in recs):
+        fused = recs.get((*key, "F.cross_entropy"))
+        comp = recs.get((*key, "F.nll_loss(F.log_softmax)"))
         ratio = rats.get((*key, "F.cross_entropy"))
         comp_ratio = rats.get((*key, "torch.compile(F.cross_entropy)"))
         ok = fused is not None and fused["status"] == "ok"
@@ -215,10 +261,12 @@ def summary_table(payload: dict[str, Any]) -> str:
             f"{key[0]:9s} {f'{key[1]}×{key[2]}':>12s} {key[3]:15s} {key[4]:16s} "
             f"{format_time(fused['median_s']) if ok else '—':>9s} "
             f"{format_time(comp['median_s']) if comp and comp['status'] == 'ok' else '—':>9s} "
-            + (f"{ratio['ratio']:.2f} [{ratio['ci_low']:.2f}, {ratio['ci_high']:.2f}]"
-               if ratio else "—").rjust(22)
+            + (ratio_cell(ratio, 2) if ratio else "—").rjust(26)
             + " " + (f"{comp_ratio['ratio']:.2f}" if comp_ratio else "—").rjust(15)
             + " " + (f"{100 * fused['roofline_fraction']:.1f}%" if ok else "—").rjust(10))
+    lines.append("markers: ~ indicative (quick run), ⚠ contended, † precision target not reached")
+    if payload.get("contended"):
+        lines.append("CONTENDED RUN: " + " | ".join(payload.get("warnings", [])))
     return "\n".join(lines)
 
 
@@ -240,8 +288,7 @@ def plots(payload: dict[str, Any], out: Path, overwrite: bool) -> list[Path]:
     except ImportError:
         return []
     env = payload["environment"]
-    meta = {"Software": "lossproofs benchmarks.cross_entropy",
-            "Description": json.dumps(env, default=str)}
+    meta = png_metadata(env, "lossproofs benchmarks.cross_entropy")
     written: list[Path] = []
     records = [r for r in payload["records"] if r["group"] == "sweep" and r["targets"] == "index"]
     ratios = [r for r in payload["ratios"] if r["group"] == "sweep" and r["targets"] == "index"]
@@ -263,8 +310,9 @@ def plots(payload: dict[str, Any], out: Path, overwrite: bool) -> list[Path]:
                    title=f"{pass_}, N={n}, {dtype}")
             ax.grid(True, which="both", alpha=0.3)
         axes[0].legend(fontsize=7)
-        fig.suptitle(f"cross-entropy time vs C (median, IQR bars) — {machine_line(env)}",
-                     fontsize=8)
+        fig.suptitle("cross-entropy time vs C (median, IQR bars)"
+                     + (" (CONTENDED RUN)" if payload.get("contended") else "")
+                     + f" — {machine_line(env)}", fontsize=8)
         fig.tight_layout()
         path = claim_output(out / f"time_vs_C_{device}_{dtype}.png", overwrite)
         fig.savefig(path, dpi=110, metadata=meta)
@@ -291,7 +339,9 @@ def plots(payload: dict[str, Any], out: Path, overwrite: bool) -> list[Path]:
                    title=f"{pass_}, N={n}, {dtype}")
             ax.grid(True, which="both", alpha=0.3)
         axes[0].legend(fontsize=7)
-        fig.suptitle(f"paired time ratios with 95% t-intervals — {machine_line(env)}", fontsize=8)
+        fig.suptitle("time ratios, 95% intervals over worker repeats"
+                     + (" (CONTENDED RUN)" if payload.get("contended") else "")
+                     + f" — {machine_line(env)}", fontsize=8)
         fig.tight_layout()
         path = claim_output(out / f"ratio_vs_C_{device}_{dtype}.png", overwrite)
         fig.savefig(path, dpi=110, metadata=meta)
@@ -308,3 +358,67 @@ def render(payload: dict[str, Any], out: Path, overwrite: bool = False) -> list[
     if pngs:
         text += "\n## Plots\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in pngs) + "\n"
     return [write_text(out / "results.md", text, overwrite), *pngs]
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.3g} %"
+
+
+def reproducibility_markdown(rep: dict[str, Any]) -> str:
+    """reproducibility.md: the two runs, the summary figures and every matched ratio."""
+    env = rep["a"]["environment"]
+    out = ["# Cross-entropy benchmark: reproducibility between two runs", "",
+           "<!-- generated by `python -m benchmarks.cross_entropy --reproducibility` or "
+           "`--compare`; do not edit by hand -->", "",
+           f"_Machine: {machine_line(env)}_", ""]
+    for side in ("a", "b"):
+        run = rep[side]
+        out.append(f"- run {side.upper()}: `{run['path']}`, measured "
+                   f"{run['environment'].get('timestamp_utc')}, "
+                   f"{(run.get('elapsed_s') or 0):.0f} s, "
+                   + ("**contended**: " + "; ".join(run["warnings"]) if run.get("contended")
+                      else "not flagged as contended"))
+    if rep.get("quick"):
+        out += ["", "> Quick runs: indicative only."]
+    if not rep.get("matched"):
+        return "\n".join([*out, "", "No ratio appears in both runs.", ""])
+    out += ["", "| figure | value |", "|---|---:|",
+            f"| ratios matched | {rep['matched']} |",
+            f"| median run-to-run change \\|r_B/r_A − 1\\| | {_pct(rep['median_change'])} |",
+            f"| 90th percentile of the change | {_pct(rep['p90_change'])} |",
+            f"| largest change | {_pct(rep['max_change'])} |",
+            f"| ratios that moved by more than 5 % | {_pct(rep['share_change_above_5pct'])} |",
+            f"| A's 95 % intervals that contain B's estimate | "
+            f"{_pct(rep['share_a_contains_b'])} |",
+            f"| B's 95 % intervals that contain A's estimate | "
+            f"{_pct(rep['share_b_contains_a'])} |",
+            f"| pairs of intervals that do not overlap | {rep['non_overlapping']} |",
+            f"| pairs in which either run was contended | {rep['contended_pairs']} |", "",
+            "A calibrated 95 % interval contains an independent rerun's estimate about 83 % of "
+            "the time (the difference of two estimates has √2 times one's standard error).", "",
+            "| point | ratio | A [95 %] | B [95 %] | change | A∋B | B∋A |",
+            "|---|---|---:|---:|---:|:-:|:-:|"]
+    for r in sorted(rep["rows"], key=lambda r: -r["change"]):
+        out.append(f"| {r['point']} | `{r['numerator']}` / `{r['denominator']}` | "
+                   f"{r['ratio_a']:.3g} [{r['ci_a'][0]:.3g}, {r['ci_a'][1]:.3g}] | "
+                   f"{r['ratio_b']:.3g} [{r['ci_b'][0]:.3g}, {r['ci_b'][1]:.3g}] | "
+                   f"{_pct(r['change'])} | {'yes' if r['a_contains_b'] else 'no'} | "
+                   f"{'yes' if r['b_contains_a'] else 'no'} |")
+    out += ["", "## Environment (run A)", "", environment_markdown(env), ""]
+    return "\n".join(out)
+
+
+def write_reproducibility(rep: dict[str, Any], out: Path, overwrite: bool) -> Path:
+    return write_text(Path(out) / "reproducibility.md", reproducibility_markdown(rep), overwrite)
+
+
+def reproducibility_summary(rep: dict[str, Any]) -> str:
+    """Two lines for the terminal."""
+    if not rep.get("matched"):
+        return "reproducibility: no ratio appears in both runs"
+    flags = [s.upper() for s in ("a", "b") if rep[s].get("contended")]
+    return (f"reproducibility over {rep['matched']} ratios: median run-to-run change "
+            f"{_pct(rep['median_change'])}, {_pct(rep['share_change_above_5pct'])} moved > 5 %; "
+            f"intervals containing the other run's estimate: A {_pct(rep['share_a_contains_b'])}"
+            f", B {_pct(rep['share_b_contains_a'])}"
+            + (f"\nWARNING: contended run(s): {', '.join(flags)}" if flags else ""))
