@@ -50,36 +50,20 @@ Modules: :mod:`._precision` (working precision, Ziv's loop, rounding to float64,
 
 from __future__ import annotations
 
-from lossproofs.oracle._precision import (
-    LARGE_ROW,
-    LARGE_ROW_PRECISION_BITS,
-    MAX_PRECISION_BITS,
-    START_PRECISION_BITS,
-    OracleError,
-    round_to_float64,
-)
-from lossproofs.oracle.binary import (
-    BCE_GRAD_EPS,
-    binary_cross_entropy,
-    binary_cross_entropy_backward,
-    binary_cross_entropy_with_logits,
-    binary_cross_entropy_with_logits_backward,
-)
-from lossproofs.oracle.cross_entropy import (
-    cross_entropy,
-    cross_entropy_backward,
-    nll_loss,
-    nll_loss_backward,
-)
-from lossproofs.oracle.softmax import (
-    log_softmax,
-    log_softmax_backward,
-    logsumexp,
-    logsumexp_backward,
-    softmax,
-    softmax_backward,
-)
+# One line per module (the names mirror lossproofs.reference's, the oracle being its exact twin).
+# isort: off
+from lossproofs.oracle._precision import (LARGE_ROW, LARGE_ROW_PRECISION_BITS, MAX_PRECISION_BITS,
+                                          START_PRECISION_BITS, OracleError, round_to_float64)
+from lossproofs.oracle.softmax import (log_softmax, log_softmax_backward, logsumexp,
+                                       logsumexp_backward, softmax, softmax_backward)
+from lossproofs.oracle.cross_entropy import (cross_entropy, cross_entropy_backward, nll_loss,
+                                             nll_loss_backward)
+from lossproofs.oracle.binary import (BCE_GRAD_EPS, binary_cross_entropy,
+                                      binary_cross_entropy_backward,
+                                      binary_cross_entropy_with_logits,
+                                      binary_cross_entropy_with_logits_backward)
 from lossproofs.oracle.ulps import representable, ulp_distance, ulp_position, ulp_size
+# isort: on
 
 __all__ = [
     "BCE_GRAD_EPS", "LARGE_ROW", "LARGE_ROW_PRECISION_BITS", "MAX_PRECISION_BITS",
