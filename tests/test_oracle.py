@@ -175,3 +175,29 @@ def test_oracle_rejects_bad_arguments_by_name():
         oracle.ulp_distance(1.0, 1.0, "float8")
     with pytest.raises(ValueError, match=r"label_smoothing=1\.5"):
         oracle.cross_entropy(np.zeros((2, 3)), np.array([0, 1]), label_smoothing=1.5)
+
+
+# The formats' limits, written from IEEE 754 (and bfloat16's 8-bit significand) by hand.
+FORMATS = {  # eps, smallest normal, smallest subnormal, largest finite
+    "float64": (2.0**-52, 2.0**-1022, 2.0**-1074, (2 - 2.0**-52) * 2.0**1023),
+    "float32": (2.0**-23, 2.0**-126, 2.0**-149, (2 - 2.0**-23) * 2.0**127),
+    "float16": (2.0**-10, 2.0**-14, 2.0**-24, 65504.0),
+    "bfloat16": (2.0**-7, 2.0**-126, 2.0**-133, (2 - 2.0**-7) * 2.0**127),
+}
+
+
+@pytest.mark.parametrize("dtype", sorted(FORMATS))
+def test_dtype_facts_are_the_formats_limits(dtype):
+    from lossproofs import dtypes
+
+    assert dtypes.DTYPES == ("float64", "float32", "float16", "bfloat16")
+    eps, normal, subnormal, top = FORMATS[dtype]
+    for name in (dtype, f"torch.{dtype}"):
+        assert dtypes.eps(name) == eps and dtypes.tiny(name) == normal
+        assert dtypes.smallest_subnormal(name) == subnormal and dtypes.max_finite(name) == top
+    # the largest finite value is the top of the oracle's grid: representable, the next ulp not
+    assert oracle.representable(np.array([top, -top]), dtype).all()
+    with np.errstate(over="ignore"):  # float64's next value up is inf itself
+        beyond = np.array([top + oracle.ulp_size(top, dtype)])
+    assert not oracle.representable(beyond, dtype).any()
+    assert dtypes.BCE_EPSILON == float(np.float32(1e-12)) and dtypes.BCE_LOG_CLAMP == -100.0
