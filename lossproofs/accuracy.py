@@ -237,6 +237,14 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _target(spec: str) -> Target:
+    """``--target``'s type: the resolved target, or argparse's usage error naming ``spec``."""
+    try:
+        return get_target(spec)
+    except (ValueError, RuntimeError, ImportError) as e:
+        raise argparse.ArgumentTypeError(f"{spec}: {e}") from e
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lossproofs accuracy", description=__doc__)
     parser.add_argument("--quick", action="store_true",
@@ -248,17 +256,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-stratum", type=int, default=None,
                         help="problems per stratum (default 2 quick, 12 full)")
     parser.add_argument("--functions", nargs="*", default=list(FUNCTIONS), choices=FUNCTIONS)
-    parser.add_argument("--target", default="torch",
+    parser.add_argument("--target", default="torch", type=_target,
                         help="the implementation measured in torch's place: torch (default), "
                              "nn, compile, cuda or module:package.module")
     args = parser.parse_args(argv)
     per = args.per_stratum if args.per_stratum is not None else (2 if args.quick else 12)
     if per < 1:
         parser.error(f"--per-stratum must be ≥ 1, got {per}")
-    try:
-        target = get_target(args.target)
-    except (ValueError, RuntimeError, ImportError) as e:
-        parser.error(f"--target {args.target}: {e}")
+    target = args.target
     max_classes, max_batch = (10_000, 512) if args.quick else (100_000, 2048)
     out = args.out or default_output_dir("accuracy", target.device)
     settings = {"quick": args.quick, "per_stratum": per, "max_classes": max_classes,
