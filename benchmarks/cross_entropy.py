@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -295,6 +296,19 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminate_as_interrupt() -> Any:
+    """SIGTERM (``timeout``, a job scheduler) ends the run like Ctrl-C: the worker process is
+    killed and the repeats measured so far are kept. Returns the previous handler (None if
+    none was installed)."""
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (an embedding caller): leave signals alone
+        return None
+
+
 def _config(args: argparse.Namespace) -> MeasureConfig:
     kind = "quick" if args.quick else ("cuda" if args.device == "cuda" else "cpu")
     config = replace(CONFIGS[kind], threads=args.threads, strict=args.strict)
@@ -341,6 +355,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = args.out or default_output_dir("benchmarks", args.device)
+    previous = _terminate_as_interrupt()
+    try:
+        return _measure_and_report(args, config, out)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _measure_and_report(args: argparse.Namespace, config: MeasureConfig, out: Path) -> int:
     outs = [out, out / "rerun"] if args.reproducibility else [out]
     payloads = []
     try:
