@@ -148,7 +148,7 @@ def linear_cross_entropy_backward(grad_output, input, linear_weight, target, lin
     g_z = _grad_logits(grad_output, plan, reduction, label_smoothing)
     x = plan["x"].astype(np.float64)
     x_rows = x.reshape(-1, x.shape[-1])              # (N, in); unbatched: (1, in)
-    g_rows = g_z.reshape(x_rows.shape[0], -1)        # (N, C·P): logits of one element per row
+    g_rows = g_z.reshape(x_rows.shape[0], plan["w2"].shape[0])  # (N, C·P): one element a row
     with np.errstate(**_ERRSTATE):
         # ∂L/∂x[n, i] = Σ_j G[n, j]·W2[j, i]  (z[n, j] = Σ_i x[n, i]·W2[j, i] + b[j])
         grad_input = (g_rows @ plan["w2"]).reshape(x.shape)

@@ -1,0 +1,22 @@
+"""chunked linear_cross_entropy whose chunk loop drops the remainder rows.
+
+Bug: the loop runs over ``N // CHUNK`` full chunks (CHUNK = 2), so when N is odd the last row
+contributes neither loss nor gradient, while ``mean`` still divides by every kept target.
+Modelled on: chunk-boundary mistakes in chunked sequence code — google-research/planet#14
+("final frames that do not fit into a chunk are always discarded") and NX-AI/mlstm_kernels#3
+(a chunking bug for inputs shorter than the chunk size).
+Should be caught by: the forward and gradient property of
+``tests/test_linear_cross_entropy.py`` (``check_values_and_gradients``) on any odd batch.
+"""
+
+from lossproofs.broken._linear_chunked import chunked_linear_cross_entropy
+from lossproofs.broken._torch import *  # noqa: F403  (torch for every other function)
+
+__version__ = "broken"
+
+
+def linear_cross_entropy(input, linear_weight, target, linear_bias=None, weight=None,
+                         reduction="mean", ignore_index=None, label_smoothing=0.0):
+    return chunked_linear_cross_entropy(
+        input, linear_weight, target, linear_bias, weight, reduction, ignore_index,
+        label_smoothing, bugs=frozenset({"drop tail"}))  # BUG

@@ -1,0 +1,22 @@
+"""chunked linear_cross_entropy whose ``reduction="none"`` backward scales every row by
+``grad_output[0]``.
+
+Bug: the per-token upstream gradient is read as a scalar, so every gradient row is multiplied
+by the first token's upstream gradient: correct for ``grad_output = ones``, wrong otherwise.
+Modelled on: linkedin/Liger-Kernel PR #1298 ("wrong grad_weight/grad_bias for fused linear
+cross entropy with reduction='none'": ``element_mul_kernel`` loads ``grad_output`` as a scalar).
+Should be caught by: the gradient property with a random ``grad_output``
+(``check_values_and_gradients``), for reduction none.
+"""
+
+from lossproofs.broken._linear_chunked import chunked_linear_cross_entropy
+from lossproofs.broken._torch import *  # noqa: F403  (torch for every other function)
+
+__version__ = "broken"
+
+
+def linear_cross_entropy(input, linear_weight, target, linear_bias=None, weight=None,
+                         reduction="mean", ignore_index=None, label_smoothing=0.0):
+    return chunked_linear_cross_entropy(
+        input, linear_weight, target, linear_bias, weight, reduction, ignore_index,
+        label_smoothing, bugs=frozenset({"grad_output[0]"}))  # BUG

@@ -1,0 +1,23 @@
+"""chunked linear_cross_entropy whose backward scales its saved gradients in place.
+
+Bug: for sum/mean the backward does ``saved.mul_(grad_output)`` and returns ``saved``: one
+backward is right, but a second one (``retain_graph=True``) multiplies again — returning
+``g₁·g₂``-scaled gradients — and silently changes the tensors the first backward returned.
+torch's chunked path does the in-place ``mul_`` too, and guards it: a second backward raises
+unless ``allow_retain_graph=True``, which then copies (pytorch/pytorch PR #181574, the
+``ctx._gi`` review thread).
+Should be caught by: the retain_graph contract (``check_retain_graph``) — and by nothing that
+runs a single backward, which is the point of that test.
+"""
+
+from lossproofs.broken._linear_chunked import chunked_linear_cross_entropy
+from lossproofs.broken._torch import *  # noqa: F403  (torch for every other function)
+
+__version__ = "broken"
+
+
+def linear_cross_entropy(input, linear_weight, target, linear_bias=None, weight=None,
+                         reduction="mean", ignore_index=None, label_smoothing=0.0):
+    return chunked_linear_cross_entropy(
+        input, linear_weight, target, linear_bias, weight, reduction, ignore_index,
+        label_smoothing, bugs=frozenset({"mutate saved"}))  # BUG
