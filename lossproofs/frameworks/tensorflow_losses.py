@@ -1,0 +1,183 @@
+"""TensorFlow 2 loss functions (tf.nn, keras.ops) on the CPU, in the input's dtype.
+
+Run the suite on it with ``--target module:lossproofs.frameworks.tensorflow_losses``. Values are
+``tf.nn.softmax``, ``tf.nn.log_softmax``, ``tf.reduce_logsumexp``,
+``tf.nn.sparse_softmax_cross_entropy_with_logits`` (class-index targets; it wants the class axis
+last, so K-dim and batched inputs are transposed with ``tf.transpose`` first),
+``tf.nn.softmax_cross_entropy_with_logits`` (class-probability targets, ``axis`` = the class
+axis), ``keras.ops.binary_crossentropy`` (elementwise; Keras 3 on its TensorFlow backend),
+``tf.nn.sigmoid_cross_entropy_with_logits`` and, with ``pos_weight``,
+``tf.nn.weighted_cross_entropy_with_logits``. The ``sum`` and ``mean`` reductions are
+``tf.reduce_sum``/``tf.reduce_mean`` of the per-element loss. Gradients are
+``tf.GradientTape``. TensorFlow has no ``nll_loss``.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from lossproofs.frameworks._bridge import (  # noqa: E402
+    Framework, bridged, check_reduction, numpy_to_tensor, tensor_to_numpy)
+
+if keras.config.backend() != "tensorflow":
+    raise ImportError(f"the tensorflow target needs Keras on its TensorFlow backend, "
+                      f"KERAS_BACKEND selects {keras.config.backend()!r}")
+
+__version__ = f"tensorflow {tf.__version__}, keras {keras.__version__}"
+DEVICE = "cpu"
+UNSUPPORTED_CHECKS = {
+    "second order": "the bridge applies tf.GradientTape.gradient in a torch.autograd.Function "
+                    "backward, which torch cannot differentiate again (no double backward)",
+}
+
+# Parameter families this target does not provide: {function: {family: reason}}. Families are
+# the case tags the strategies use: "weight", "ignore_index", "label_smoothing",
+# "probability target", "k-dim", "unbatched", "uint8 target", "pos_weight", "empty", "0-d",
+# "single class", "non-contiguous", "reduction:none", "reduction:sum", "reduction:mean", "clamp".
+NOT_PROVIDED: dict[str, dict[str, str]] = {
+    "cross_entropy": {
+        "weight": "tf.nn.(sparse_)softmax_cross_entropy_with_logits has no class weights",
+        "ignore_index": "tf.nn.sparse_softmax_cross_entropy_with_logits has no ignore_index",
+        "label_smoothing": "tf.nn.softmax_cross_entropy_with_logits has no label_smoothing "
+                           "(Keras' CategoricalCrossentropy has, on one-hot targets only)",
+        "uint8 target": "tf.nn.sparse_softmax_cross_entropy_with_logits takes int32/int64 "
+                        "labels only (InvalidArgumentError for uint8)",
+    },
+    "binary_cross_entropy": {
+        "weight": "keras.ops.binary_crossentropy has no per-element weight (Keras' "
+                  "sample_weight belongs to the Loss classes and reduces differently)",
+    },
+    "binary_cross_entropy_with_logits": {
+        "weight": "tf.nn.sigmoid_cross_entropy_with_logits has no per-element weight",
+    },
+}
+# Conventions that differ from torch's on purpose: {function: {family: what the framework does}}.
+CONVENTIONS: dict[str, dict[str, str]] = {
+    "binary_cross_entropy": {
+        "clamp": "keras.ops.binary_crossentropy clips p to [ε, 1 − ε] with ε = "
+                 "keras.config.epsilon() = 1e-7 (computed in the input's dtype) before the "
+                 "logs, where torch clamps each log at −100; the clip also zeroes the gradient "
+                 "outside [ε, 1 − ε]",
+        "reduction:none": "keras.ops.binary_crossentropy is elementwise; sum and mean here are "
+                          "tf.reduce_sum/tf.reduce_mean of it",
+    },
+    "cross_entropy": {
+        "reduction:none": "tf.nn returns the per-example loss only; sum and mean here are "
+                          "tf.reduce_sum/tf.reduce_mean of it",
+    },
+    "binary_cross_entropy_with_logits": {
+        "pos_weight": "tf.nn.weighted_cross_entropy_with_logits (used when pos_weight is given) "
+                      "is a different kernel from tf.nn.sigmoid_cross_entropy_with_logits",
+    },
+}
+
+
+class _TensorFlow(Framework):
+    name = "tensorflow"
+
+    def to_array(self, t):
+        with tf.device("/CPU:0"):
+            return tf.constant(tensor_to_numpy(t))
+
+    def to_tensor(self, a):
+        return numpy_to_tensor(a.numpy())
+
+    def value_and_vjp(self, fn, arrays, wrt):
+        with tf.device("/CPU:0"):
+            if not wrt:
+                return fn(*arrays), None
+            with tf.GradientTape(persistent=True) as tape:
+                for i in wrt:
+                    tape.watch(arrays[i])
+                value = fn(*arrays)
+
+        def vjp(g):
+            with tf.device("/CPU:0"):
+                return tape.gradient(value, [arrays[i] for i in wrt], output_gradients=g,
+                                     unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+        return value, vjp
+
+
+FRAMEWORK = _TensorFlow()
+
+
+def _not_provided(function: str, family: str) -> NotImplementedError:
+    return NotImplementedError(f"tensorflow target: {function} {family}: "
+                               f"{NOT_PROVIDED[function][family]}")
+
+
+def _reduce(loss, reduction):
+    if reduction == "none":
+        return loss
+    return tf.reduce_sum(loss) if reduction == "sum" else tf.reduce_mean(loss)
+
+
+def softmax(input, dim, dtype=None):
+    x = input if dtype is None else input.to(dtype)
+    return bridged(FRAMEWORK, lambda a: tf.nn.softmax(a, axis=dim), x)
+
+
+def log_softmax(input, dim, dtype=None):
+    x = input if dtype is None else input.to(dtype)
+    return bridged(FRAMEWORK, lambda a: tf.nn.log_softmax(a, axis=dim), x)
+
+
+def logsumexp(input, dim, keepdim=False):
+    return bridged(FRAMEWORK, lambda a: tf.reduce_logsumexp(a, axis=dim, keepdims=keepdim),
+                   input)
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
+                  label_smoothing=0.0):
+    if weight is not None:
+        raise _not_provided("cross_entropy", "weight")
+    if ignore_index != -100:
+        raise _not_provided("cross_entropy", "ignore_index")
+    if label_smoothing:
+        raise _not_provided("cross_entropy", "label_smoothing")
+    check_reduction(reduction)
+    axis = 0 if input.ndim == 1 else 1
+    if input.shape == target.shape:
+        def fn(x, t):
+            return _reduce(tf.nn.softmax_cross_entropy_with_logits(labels=t, logits=x,
+                                                                   axis=axis), reduction)
+    else:
+        # The sparse op has no axis argument: the class axis must be last.
+        perm = [0, *range(2, input.ndim), 1] if input.ndim > 1 else [0]
+
+        def fn(x, t):
+            return _reduce(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=t, logits=tf.transpose(x, perm)), reduction)
+    return bridged(FRAMEWORK, fn, input, target)
+
+
+def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+    if weight is not None:
+        raise _not_provided("binary_cross_entropy", "weight")
+    check_reduction(reduction)
+    return bridged(FRAMEWORK, lambda p, y: _reduce(keras.ops.binary_crossentropy(y, p),
+                                                   reduction), input, target)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
+                                     pos_weight=None):
+    if weight is not None:
+        raise _not_provided("binary_cross_entropy_with_logits", "weight")
+    check_reduction(reduction)
+    if pos_weight is None:
+        def fn(x, y):
+            return _reduce(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=x),
+                           reduction)
+    else:
+        pw = FRAMEWORK.to_array(pos_weight)
+
+        def fn(x, y):
+            return _reduce(tf.nn.weighted_cross_entropy_with_logits(labels=y, logits=x,
+                                                                    pos_weight=pw), reduction)
+    return bridged(FRAMEWORK, fn, input, target)
