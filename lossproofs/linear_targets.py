@@ -335,10 +335,12 @@ def logit_bounds(case: Case) -> np.ndarray:
     return np.max(mags, axis=1, initial=0.0)
 
 
-def _gradient_magnitudes(case: Case, grad_output: np.ndarray) -> np.ndarray:
-    """``M[n, j] = |g_lp| + p·Σ_c |g_lp|``, the two terms of ``∂L/∂z = g_lp − p·Σ_c g_lp``
-    without their cancellation, as ``(N, C·P)`` rows: the size of each logit's gradient that a
-    relative rounding in p or g_lp perturbs (|∂L/∂z| itself can be 0 where p = target)."""
+def logit_gradient_terms(case: Case, grad_output: np.ndarray):
+    """``(|G|, M, H)`` as ``(N, C·P)`` rows (one batch element a row), where
+    ``G = ∂L/∂z = g_lp − p·Σ_c g_lp`` (the reference's), ``M = |g_lp| + p·Σ_c |g_lp|`` (its two
+    terms without their cancellation: what a relative rounding of p or g_lp perturbs) and
+    ``H = p·(1 − p)·Σ_c |g_lp|`` (what a perturbation of the logits perturbs: a logit error
+    |δz| ≤ δ moves p_c by at most ``2δ·p_c·(1 − p_c)``)."""
     from lossproofs.reference._kernels import (
         _cross_entropy_grad_log_probs,
         _cross_entropy_plan,
@@ -353,23 +355,29 @@ def _gradient_magnitudes(case: Case, grad_output: np.ndarray) -> np.ndarray:
                                -100 if ignore_index is None else ignore_index,
                                params.get("reduction", "mean"), params.get("label_smoothing", 0.0))
     with np.errstate(all="ignore"):
-        g_lp = np.abs(_cross_entropy_grad_log_probs(plan, np.asarray(grad_output)))
+        g_lp = _cross_entropy_grad_log_probs(plan, np.asarray(grad_output))
         p = np.exp(plan["log_probs"])
-        m = g_lp + p * np.sum(g_lp, axis=1, keepdims=True)
+        total = np.sum(np.abs(g_lp), axis=1, keepdims=True)
+        g = np.abs(g_lp - p * np.sum(g_lp, axis=1, keepdims=True))
+        m = np.abs(g_lp) + p * total
+        h = p * (1.0 - p) * total
     n = 1 if x.ndim == 1 else x.shape[0]
-    return _from_rows(m, z.shape).reshape(n, -1)
+    return tuple(np.nan_to_num(_from_rows(v, z.shape).reshape(n, -1), nan=0.0, posinf=0.0)
+                 for v in (g, m, h))
 
 
 def linear_scales(case: Case, grad_output: np.ndarray | None = None) -> dict[str, float]:
     """Error scales (``atol`` multipliers) for the forward value and the three gradients of a
-    linear_cross_entropy case, from first-order error propagation through ``z = x·Wᵀ + b``:
+    linear_cross_entropy case, from first-order error propagation through ``z = x·Wᵀ + b``
+    with the logit bounds ``A_n`` of :func:`logit_bounds` (a logit is off by ``u·A_n``, u the
+    dtype's unit roundoff) and the terms of :func:`logit_gradient_terms`:
 
-    - forward: ``Σ_n ‖∂L/∂z_n‖₁·A_n`` (each logit off by ``u·A_n`` moves the loss by at most
-      ``‖∂L/∂z_n‖₁·u·A_n``), and never below cross_entropy's own scale on the float64 logits
-      (the summation error of the loss terms);
-    - gradients: ``E_n = |∂L/∂z_n|·(1 + A_n)`` bounds the error of the logits' gradient (the
-      rounding of p, and p's relative error from the logits' ``u·A_n``), and the two matmuls
-      propagate it: input ``max (E·|W2|)``, weight ``max (Eᵀ·|x|)``, bias ``max Σ_n E_n``.
+    - forward: ``Σ_n ‖G_n‖₁·A_n`` (the loss moves by ``Σ_c G_nc·δz_nc``), and never below
+      cross_entropy's own scale at the logits (the summation error of the loss terms);
+    - gradients: ``E = M + 2·A_n·H`` bounds the error of ``∂L/∂z`` in units of u (rounding of
+      its terms, plus p's change under the logits' error), and the two matmuls propagate it
+      together with their own rounding of the products: input ``max (E·|W2|)``, weight
+      ``max (Eᵀ·|x|)``, bias ``max Σ_n E_n``.
 
     Each is at least 1. For ``reduction="none"`` the forward scale is the largest row's.
     """
@@ -387,15 +395,12 @@ def linear_scales(case: Case, grad_output: np.ndarray | None = None) -> dict[str
                       and not (k == "ignore_index" and v is None)},
                      "float64")
     ce_scale = error_scale(plan_case, fwd_expected)
-    ones = np.ones(fwd_expected.shape)
-    m1 = _gradient_magnitudes(case, ones)
-    row_l1 = np.nan_to_num(np.sum(m1, axis=1), nan=0.0, posinf=0.0)
-    if params.get("reduction", "mean") == "none":
-        fwd = float(np.max(row_l1 * a, initial=0.0))
-    else:
-        fwd = float(np.sum(row_l1 * a))
-    mg = _gradient_magnitudes(case, grad_output)
-    e = np.nan_to_num(mg * (1.0 + a)[:, None], nan=0.0, posinf=0.0)
+    g1, _, _ = logit_gradient_terms(case, np.ones(fwd_expected.shape))
+    row = np.sum(g1, axis=1) * a
+    fwd = float(np.max(row, initial=0.0)) if params.get("reduction", "mean") == "none" else (
+        float(np.sum(row)))
+    _, m, h = logit_gradient_terms(case, grad_output)
+    e = m + 2.0 * a[:, None] * h
     x2 = np.abs(np.atleast_2d(x))
     w2 = np.abs(w.reshape(-1, w.shape[-1]))
     return {
