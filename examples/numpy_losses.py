@@ -9,9 +9,9 @@ the reference's closed-form gradient). Bad input raises the exception type torch
 
 Every value is computed in float64 from the inputs as given and rounded once to the input's
 dtype, so this module is *more* accurate than torch in float32 and below; it also gives the
-mathematical answer where torch does not (see ``lossproofs.special_cases.DIVERGENCES``) and
-rejects what torch silently accepts (negative label smoothing). It is slow and has no double
-backward (declared in ``UNSUPPORTED_CHECKS``, so the second-order tests skip with that reason):
+mathematical answer where torch does not (the ledger's special-value entries,
+``lossproofs/ledger/torch.py``) and rejects what torch silently accepts (negative label
+smoothing). It is slow and has no double backward (declared in ``UNSUPPORTED_CHECKS``, so the second-order tests skip with that reason):
 an example of the interface, not a kernel.
 """
 

@@ -4,8 +4,8 @@ Every check raises the exception *type* torch 2.13 raises for the same input (so
 assert that the reference and torch reject the same things the same way) and a message that
 names the offending argument and its value, reusing torch's wording where torch already has it
 (``"Target 4 is out of bounds."``). The one deliberate divergence — a negative or NaN
-``label_smoothing``, which torch silently treats as 0 (pytorch#134767) — is recorded in
-:data:`lossproofs.reference.DELIBERATE_DIVERGENCES`.
+``label_smoothing``, which torch silently treats as 0 (pytorch#134767) — is an entry of the
+divergence ledger (``lossproofs/ledger/torch.py``).
 
 Nothing here computes a loss; each function either returns a normalised argument or raises.
 """

@@ -31,6 +31,14 @@ def reference_forward(case: Case) -> np.ndarray:
     return np.asarray(loss(case.function).reference(*arrays, **params), dtype=np.float64)
 
 
+def nontrivial(case: Case, expected: np.ndarray) -> bool:
+    """A case that can show a wrong kernel: at least two input elements, non-constant logits
+    (or probabilities) and a non-zero expected value."""
+    x = case.rounded(case.arrays[0])
+    finite = np.asarray(expected)[np.isfinite(expected)]
+    return bool(x.size >= 2 and np.ptp(x) > 0 and np.any(finite != 0))
+
+
 def error_scale(case: Case, expected: np.ndarray) -> float:
     """The magnitude against which absolute error is measured for this case.
 

@@ -11,7 +11,7 @@ import numpy as np
 from lossproofs.cases import DTYPES
 from lossproofs.conformance_run import FAMILIES, Cell, Report
 from lossproofs.environment import environment, environment_markdown
-from lossproofs.specs import FUNCTION_NAMES
+from lossproofs.registry import FUNCTION_NAMES
 
 
 def to_json(report: Report, quick: bool) -> dict[str, Any]:
@@ -19,7 +19,8 @@ def to_json(report: Report, quick: bool) -> dict[str, Any]:
     cells = [{"function": f, "family": fam, "dtype": d, **c.as_dict()}
              for (f, fam, d), c in report.matrix.items()]
     failed = sum(c.failed for (f, fam, d), c in report.matrix.items() if fam == "all")
-    failed += sum(e["status"] in ("fail", "error") for e in report.special_values + report.errors)
+    failed += sum(e["status"] in ("fail", "error")
+                  for e in report.special_values + report.errors + report.ledger_checks)
     return {
         "generated_by": "python -m lossproofs report",
         "environment": environment(t.device),
@@ -33,15 +34,17 @@ def to_json(report: Report, quick: bool) -> dict[str, Any]:
         "special_values": report.special_values,
         "errors": report.errors,
         "known_failures": report.known_failures,
+        "ledger_checks": report.ledger_checks,
     }
 
 
 def _cell_text(c: Cell | None) -> str:
     if c is None:
         return ""
-    mark = "✗" if c.failed else "✓"
-    counts = f"{c.passed}/{c.cases}" + (f", {c.failed} fail" if c.failed else "") + (
-        f", {c.known} known" if c.known else "")
+    # ✓ means the non-trivial cases (those that can show a wrong kernel) were there and passed
+    mark = "✗" if c.failed else ("✓" if c.nontrivial else "–")
+    counts = f"{c.passed}/{c.cases}" + f" ({c.nontrivial_passed} non-trivial)" + (
+        f", {c.failed} fail" if c.failed else "") + (f", {c.known} known" if c.known else "")
     return (f"{mark} {counts} · {_num(c.forward_ulps)} / {_num(c.gradient_ulps)} ulp · "
             f"{_num(c.forward_of_bound)} / {_num(c.gradient_of_bound)}")
 
@@ -69,11 +72,15 @@ def to_markdown(payload: dict[str, Any], report: Report) -> str:
         "",
         "## Matrix",
         "",
-        "Each cell: `✓ passed/cases` (`✗` if any case failed) · worst forward / gradient error "
+        "Each cell: `✓ passed/cases (non-trivial passed)` (`✗` if any case failed, `–` if no "
+        "case could show a wrong kernel: fewer than two elements, constant logits or an all-zero "
+        "expected value) · worst forward / gradient error "
         "in ulps of the dtype · worst forward / gradient error as a fraction of the suite's "
         "bound (a check passes at ≤ 1). Errors are against the float64 reference on the "
         "inputs as rounded to the dtype; ulps near zero overstate small absolute errors, which "
-        "the fraction of bound puts in scale. `known` cases hit a named torch issue (below).",
+        "the fraction of bound puts in scale. `known` cases are covered as a whole by a ledger "
+        "divergence of this target's family (below); elements a divergence affects are set "
+        "aside and the rest compared.",
         "",
     ]
     for function in FUNCTION_NAMES:
@@ -95,11 +102,19 @@ def to_markdown(payload: dict[str, Any], report: Report) -> str:
               for e in report.special_values]
     lines += ["", "## Errors (bad input must raise)", "",
               "| function | case | expected | status |", "|---|---|---|---|"]
-    lines += [f"| {e['function']} | {e['case']} | {e['exception']} | {e['status']}"
-              f"{': ' + e['detail'] if e['status'] == 'unsupported' else ''} |"
+    lines += [f"| {e['function']} | {e['case']} | {e['exception']} | "
+              + ("silently accepted (no error)" if "accepted the input" in e.get("detail", "")
+                 or "without an error" in e.get("detail", "") else e["status"])
+              + f"{': ' + e['detail'] if e['status'] == 'unsupported' else ''} |"
               for e in report.errors]
+    if report.ledger_checks:
+        lines += ["", "## Where torch diverges: this target must get the mathematics", "",
+                  "| kind | function | case | status | detail |", "|---|---|---|---|---|"]
+        lines += [f"| {e['kind']} | {e['function']} | {e['case']} | {e['status']} | "
+                  f"{e['detail'][:200]} |" for e in report.ledger_checks]
     lines += ["", "## Known failures", "",
-              "Where this target (torch) is known to differ from the mathematics or to fail: "
+              "Where this target's family is known to differ from the mathematics or to fail "
+              "(the ledger): "
               "reported, never counted as passes. `fixed upstream?` means the known failure no "
               "longer reproduces.", "",
               "| kind | function | case | status | reason |", "|---|---|---|---|---|"]

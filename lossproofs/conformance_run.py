@@ -3,9 +3,11 @@ aggregate the outcomes into the matrix function × parameter family × dtype.
 
 Errors are measured two ways, both against the float64 reference evaluated on the inputs as
 rounded to the dtype (:func:`measure`; see :mod:`lossproofs.conformance` for what they mean):
-``ulps`` at the result's scale and ``of bound``, the fraction of the tolerance used. Known issues
-and divergences (:mod:`lossproofs.known_issues`, :mod:`lossproofs.special_cases`,
-:mod:`lossproofs.error_cases`) are run and recorded as known failures for torch targets.
+``ulps`` at the result's scale and ``of bound``, the fraction of the tolerance used. Elements a
+known divergence of the target affects (:mod:`lossproofs.ledger`) are set aside as the
+properties set them aside; a case counts as ``known`` only when a divergence covers it as a
+whole. Every ledger example is run for every target: for the entry's families it is a known
+failure (or "fixed upstream?"), for any other target a check it must pass.
 :mod:`lossproofs.conformance_render` writes the result as JSON and Markdown.
 """
 
@@ -22,13 +24,12 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from lossproofs import checks
+from lossproofs import checks, ledger
 from lossproofs.cases import DTYPES, Case
-from lossproofs.error_cases import ERROR_CASES, SILENTLY_ACCEPTED
-from lossproofs.known_issues import KNOWN_ISSUES, TORCH_TARGETS, known_issue
+from lossproofs.error_cases import ERROR_CASES
 from lossproofs.oracle import ulp_distance
-from lossproofs.special_cases import DIVERGENCES, SPECIAL_CASES
-from lossproofs.specs import FUNCTION_NAMES, SPECS
+from lossproofs.registry import FUNCTION_NAMES, LOSSES
+from lossproofs.special_cases import SPECIAL_CASES
 from lossproofs.targets import Target
 from lossproofs.tolerances import tolerance
 
@@ -47,7 +48,7 @@ def sample_cases(function: str, dtype: str, n: int, seed: int) -> list[Case]:
     """``n`` cases of ``function`` in ``dtype`` drawn from the suite's strategy with a fixed
     hypothesis seed (so a report can be regenerated); generation only, no shrinking."""
     drawn: list[Case] = []
-    strategy = SPECS[function].cases(dtype)
+    strategy = LOSSES[function].cases(dtype)
 
     @hypothesis_seed(seed)
     @settings(max_examples=n, database=None, deadline=None, derandomize=False,
@@ -72,13 +73,15 @@ class Measure:
 
 
 def measure(actual: np.ndarray, expected: np.ndarray, dtype: str, kind: str,
-            scale: float, what: str) -> Measure:
-    comparison = checks.compare(actual, expected, dtype, kind, scale)
+            scale: float, what: str, set_aside: np.ndarray | None = None) -> Measure:
+    comparison = checks.compare(actual, expected, dtype, kind, scale, set_aside)
     actual = np.asarray(actual, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
     if actual.shape != expected.shape:
         return Measure(False, np.inf, np.inf, comparison.bound)
     finite = np.isfinite(expected)
+    if set_aside is not None:
+        finite = finite & ~np.broadcast_to(set_aside, expected.shape)
     a, e = actual[finite], expected[finite]
     with np.errstate(invalid="ignore"):
         # distance |a − e| counted on the dtype's grid at magnitude max(|e|, scale)
@@ -107,27 +110,38 @@ class CaseOutcome:
     forward_measure: Measure | None = None
     gradient_measure: Measure | None = None
     detail: str = ""
+    nontrivial: bool = True
 
 
 def run_case(impl: Target, case: Case, seed: int) -> CaseOutcome:
-    spec = SPECS[case.function]
-    outcome = CaseOutcome(case, "pass", "pass")
+    declared = LOSSES[case.function]
+    expected_forward = checks.reference_forward(case)
+    outcome = CaseOutcome(case, "pass", "pass",
+                          nontrivial=checks.nontrivial(case, expected_forward))
     for direction in ("forward", "gradient"):
-        issue = known_issue(impl.name, case, direction)
+        shape = expected_forward.shape if direction == "forward" else case.arrays[0].shape
+        aside = ledger.set_aside(impl, case, direction, shape)
+        if aside.whole:
+            setattr(outcome, direction, "known")
+            continue
         try:
             if direction == "forward":
-                actual, expected, scale = checks.forward(impl, case)
-                m = measure(actual, expected, case.dtype, "forward", scale,
-                            f"{case.function} forward")
+                out, _ = checks.call(impl, case)
+                actual = checks.to_numpy(out)
+                m = measure(actual, expected_forward, case.dtype, "forward",
+                            checks.error_scale(case, expected_forward),
+                            f"{case.function} forward", aside.mask)
                 outcome.forward_measure = m
             else:
-                wrt_target = spec.differentiable_target and case.arrays[1].dtype.kind == "f" \
-                    if len(case.arrays) > 1 else False
+                wrt_target = (declared.differentiable_target and len(case.arrays) > 1
+                              and case.arrays[1].dtype.kind == "f")
                 m = None
                 for name, actual, expected in checks.gradients(impl, case, seed, wrt_target):
+                    mask = aside.mask if aside.mask is not None and \
+                        aside.mask.shape == expected.shape else None
                     g = measure(actual, expected, case.dtype, "gradient",
                                 checks.gradient_scale(case.function, expected),
-                                f"{case.function} {name}")
+                                f"{case.function} {name}", mask)
                     if m is None or (m.ok and not g.ok) or g.of_bound > m.of_bound:
                         m = Measure(m.ok and g.ok if m else g.ok, max(g.ulps, m.ulps if m else 0),
                                     max(g.of_bound, m.of_bound if m else 0),
@@ -137,9 +151,6 @@ def run_case(impl: Target, case: Case, seed: int) -> CaseOutcome:
             detail = "" if m is None else m.message
         except Exception as e:  # an implementation that raises on a valid input fails
             status, detail = "error", f"{type(e).__name__}: {e}"
-        if issue is not None:
-            status = "known"
-            detail = f"known issue: {issue.name}"
         setattr(outcome, direction, status)
         if status in ("fail", "error") and not outcome.detail:
             outcome.detail = detail
@@ -155,6 +166,8 @@ class Cell:
     passed: int = 0
     failed: int = 0
     known: int = 0
+    nontrivial: int = 0  # cases that can show a wrong kernel (see checks.nontrivial)
+    nontrivial_passed: int = 0
     forward_ulps: float = 0.0
     forward_of_bound: float = 0.0
     gradient_ulps: float = 0.0
@@ -172,6 +185,9 @@ class Cell:
             self.known += 1
         else:
             self.passed += 1
+        if o.nontrivial:
+            self.nontrivial += 1
+            self.nontrivial_passed += statuses == {"pass"}
         for direction in ("forward", "gradient"):
             m = getattr(o, f"{direction}_measure")
             if m is not None and getattr(o, direction) != "known":
@@ -198,6 +214,7 @@ class Report:
     special_values: list[dict] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
     known_failures: list[dict] = field(default_factory=list)
+    ledger_checks: list[dict] = field(default_factory=list)  # divergence examples, must pass
     seconds: float = 0.0
 
 
@@ -234,12 +251,21 @@ def _rejects(impl: Target, case, exceptions) -> tuple[str, str]:
     return "fail", "accepted the input without an error"
 
 
+def _ledger_check(impl: Target, entry: ledger.Divergence) -> tuple[str, str]:
+    """``entry``'s example through its check: ``pass``, ``fail`` (with the message) or
+    ``error`` (the implementation raised)."""
+    try:
+        outcome = ledger.run_check(impl, entry)
+    except Exception as e:
+        return "error", f"{type(e).__name__}: {e}"
+    return outcome.status, outcome.message
+
+
 def build(impl: Target, functions=FUNCTION_NAMES, dtypes=DTYPES, n: int = FULL_CASES,
           seed: int = DEFAULT_SEED, progress=None) -> Report:
     """Run every check against ``impl``; see the module docstring."""
     start = time.perf_counter()
     report = Report(impl, n, seed)
-    is_torch = impl.name in TORCH_TARGETS
     for function in functions:
         if impl.get(function) is None:
             report.missing[function] = impl.missing_reason(function)
@@ -260,16 +286,6 @@ def build(impl: Target, functions=FUNCTION_NAMES, dtypes=DTYPES, n: int = FULL_C
             status, detail = _special_value(impl, case)
             report.special_values.append({"function": case.function, "case": case.name,
                                           "status": status, "why": case.why, "detail": detail})
-    for case in DIVERGENCES:
-        if case.function in functions and impl.get(case.function) is not None:
-            status, detail = _special_value(impl, case)
-            entry = {"function": case.function, "case": case.name, "why": case.why,
-                     "upstream": case.upstream, "detail": detail}
-            if is_torch:
-                entry["status"] = "known" if status != "pass" else "fixed upstream?"
-                report.known_failures.append({"kind": "special value", **entry})
-            else:
-                report.special_values.append({**entry, "status": status})
     for case in ERROR_CASES:
         if case.function in functions and impl.get(case.function) is not None:
             reason = impl.unsupported(case.check_name)
@@ -278,28 +294,20 @@ def build(impl: Target, functions=FUNCTION_NAMES, dtypes=DTYPES, n: int = FULL_C
             report.errors.append({"function": case.function, "case": case.name,
                                   "exception": case.exception.__name__, "status": status,
                                   "detail": detail})
-    for case, why in SILENTLY_ACCEPTED:
-        if case.function in functions and impl.get(case.function) is not None:
-            status, detail = _rejects(impl, case, (ValueError, RuntimeError))
-            entry = {"function": case.function, "case": case.name,
-                     "exception": "ValueError or RuntimeError",
-                     "detail": why if is_torch else detail}
-            if is_torch:
-                report.known_failures.append({
-                    "kind": "error not raised", **entry,
-                    "status": "known" if status != "pass" else "fixed upstream?"})
-            else:
-                report.errors.append({**entry, "status": status})
-    for issue in KNOWN_ISSUES:
-        if (issue.example.function in functions and impl.name in issue.targets
-                and impl.get(issue.example.function) is not None):
-            o = run_case(impl, issue.example, issue.seed)
-            # run_case marks the example "known"; whether it still fails is what we record
-            m = getattr(o, f"{issue.direction}_measure")
-            still = m is None or not m.ok
-            report.known_failures.append({
-                "kind": f"known issue ({issue.direction})", "function": issue.example.function,
-                "case": issue.name, "why": issue.reason, "upstream": issue.upstream,
-                "status": "known" if still else "fixed upstream?"})
+    for entry in ledger.LEDGER:
+        if entry.function not in functions or impl.get(entry.function) is None:
+            continue
+        status, detail = _ledger_check(impl, entry)
+        row = {"kind": entry.check, "function": entry.function, "case": entry.name,
+               "why": entry.reason, "upstream": entry.upstream, "detail": detail}
+        if entry.applies_to(impl):
+            # a known failure of this target's family: recorded, never counted as a pass
+            report.known_failures.append(
+                {**row, "status": "known" if status != "pass" else "fixed upstream?"})
+        elif entry.check == "rejects":
+            report.errors.append({**row, "exception": "any (torch accepts it silently)",
+                                  "status": status})
+        else:
+            report.ledger_checks.append({**row, "status": status})
     report.seconds = time.perf_counter() - start
     return report

@@ -126,18 +126,3 @@ ERROR_CASES: tuple[ErrorCase, ...] = (
     )),
     ErrorCase("dim out of range", "logsumexp", (_X, 2), exception=IndexError, argument="dim"),
 )
-
-
-# Inputs torch accepts without a word although they are invalid: the reference rejects them
-# (nothing is silently coerced), and the suite records torch's acceptance as a strict xfail.
-SILENTLY_ACCEPTED: tuple[tuple[ErrorCase, str], ...] = (
-    (ErrorCase("negative label_smoothing", "cross_entropy", (_X, _T), {"label_smoothing": -0.1},
-               exception=ValueError, argument="label_smoothing"),
-     "torch treats a negative label_smoothing as 0 without an error "
-     "(https://github.com/pytorch/pytorch/issues/134767)"),
-    (ErrorCase("NaN label_smoothing", "cross_entropy", (_X, _T),
-               {"label_smoothing": float("nan")}, exception=ValueError,
-               argument="label_smoothing"),
-     "torch treats a NaN label_smoothing as 0 without an error "
-     "(https://github.com/pytorch/pytorch/issues/134767)"),
-)

@@ -99,11 +99,7 @@ def sizes(case: Case) -> dict[str, float]:
     return {"N": n, "C": c, "K": k, "total_weight": total}
 
 
-def nontrivial(case: Case, expected: np.ndarray) -> bool:
-    """At least two input elements, non-constant logits and a non-zero expected value."""
-    x = case.rounded(case.arrays[0])
-    finite = np.asarray(expected)[np.isfinite(expected)]
-    return bool(x.size >= 2 and np.ptp(x) > 0 and np.any(finite != 0))
+nontrivial = checks.nontrivial
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -136,7 +132,7 @@ def collect(impl: Target, functions=FUNCTION_NAMES, dtypes=DTYPES, n: int = CI_C
 
 def _count(row: Row, case: Case, expected, outcomes, reached) -> None:
     row.cases += 1
-    row.nontrivial += nontrivial(case, expected)
+    row.nontrivial += checks.nontrivial(case, expected)
     whole = [o for o in outcomes if o.status == "set aside"]
     if whole:
         row.set_aside += 1

@@ -4,9 +4,8 @@ Each :class:`SpecialCase` states the answer the mathematics (or torch's document
 said in ``why``) gives, written by hand from the formula, never copied from an implementation.
 One generic test runs each through the implementation under test and the reference.
 
-:data:`DIVERGENCES` lists the special values where torch's answer differs from the mathematics:
-the suite records each as a named strict xfail, so that a fix upstream turns it into a failure
-that asks for the entry to be removed.
+Special values where torch's answer differs from the mathematics are entries of the divergence
+ledger (``lossproofs/ledger/torch.py``), with the mathematical value as ``expected``.
 """
 
 from __future__ import annotations
@@ -121,33 +120,4 @@ SPECIAL_CASES: tuple[SpecialCase, ...] = (
     SpecialCase("+inf logit, target 0", "binary_cross_entropy_with_logits",
                 (_a(INF), _a(0.0)), {"reduction": "none"}, expected=_a(INF),
                 why="(1 − y)·x = +inf and −log σ(+inf) = 0"),
-)
-
-
-# Where torch differs from the mathematics. ``expected`` is the mathematical value.
-DIVERGENCES: tuple[SpecialCase, ...] = (
-    SpecialCase("+inf logit with target 1", "binary_cross_entropy_with_logits",
-                (_a(INF), _a(1.0)), {"reduction": "none"}, expected=_a(0.0),
-                why="torch computes (1 − y)·x = 0·inf = NaN; the limit, −log σ(+inf), is 0",
-                upstream="https://github.com/pytorch/pytorch/issues/102894"),
-    SpecialCase("-inf logit with target 0", "binary_cross_entropy_with_logits",
-                (_a(-INF), _a(0.0)), {"reduction": "none"}, expected=_a(0.0),
-                why="torch computes (1 − y)·x − log σ(x) = −inf + inf = NaN; the limit, "
-                    "−log(1 − σ(−inf)), is 0",
-                upstream="https://github.com/pytorch/pytorch/issues/102894"),
-    SpecialCase("-inf logit with target 1", "binary_cross_entropy_with_logits",
-                (_a(-INF), _a(1.0)), {"reduction": "none"}, expected=_a(INF),
-                why="torch computes (1 − y)·x = 0·(−inf) = NaN; the loss −log σ(−inf) is +inf",
-                upstream="https://github.com/pytorch/pytorch/issues/102894"),
-    SpecialCase("masked class with zero target probability", "cross_entropy",
-                (np.array([[-INF, 0.0, 1.0]]), np.array([[0.0, 0.5, 0.5]])),
-                expected=np.float64(0.5 * _LSE_0_1 + 0.5 * (_LSE_0_1 - 1.0)),
-                why="torch multiplies t·log p = 0·(−inf) = NaN; with the convention 0·log 0 = 0 "
-                    "(as for index targets and scipy.special.xlogy) the loss is finite: "
-                    "−½·log p₁ − ½·log p₂"),
-    SpecialCase("label_smoothing = 1 with a masked target", "cross_entropy",
-                (np.array([[-INF, 0.0, 1.0]]), np.array([0])), {"label_smoothing": 1.0},
-                expected=np.float64(INF),
-                why="torch computes (1 − ε)·(−log p_t) = 0·inf = NaN; with ε = 1 the loss is "
-                    "the smoothing term alone, −(1/C)·Σ log p_c = +inf"),
 )

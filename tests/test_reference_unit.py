@@ -434,7 +434,6 @@ def test_uint8_targets_equal_int64_targets_where_torch_accepts_them():
     for options in ({"weight": weight}, {"label_smoothing": 0.2, "reduction": "sum"}):
         np.testing.assert_array_equal(R.cross_entropy(x, target.astype(np.uint8), **options),
                                       R.cross_entropy(x, target, **options))
-    assert R.MIRRORED_TORCH_QUIRKS  # the torch rejections mirrored on purpose are listed
 
 
 def test_results_are_float64_arrays_and_zero_d_for_reductions():
@@ -579,8 +578,10 @@ def test_rejected_inputs_raise_torchs_exception_type_naming_the_argument(
 
 
 def test_deliberate_divergence_is_recorded():
-    entry = R.DELIBERATE_DIVERGENCES["cross_entropy.label_smoothing"]
-    assert "134767" in entry["upstream"]
+    from lossproofs import ledger
+
+    entry = ledger.divergence("cross_entropy accepts a negative label_smoothing")
+    assert "134767" in entry.upstream
     for function in (R.cross_entropy_backward, R.cross_entropy_target_backward):
         with pytest.raises(ValueError, match="label_smoothing"):
             function(1.0, X, HALF, label_smoothing=-0.5)
@@ -592,7 +593,7 @@ def test_public_names():
 
 
 def test_uint8_target_with_weight_smoothing_and_mean_is_computed():
-    """torch raises here (lossproofs.known_issues); the reference computes the loss, which
+    """torch raises here (a ledger entry); the reference computes the loss, which
     cannot depend on the integer type of the class indices."""
     kw = {"weight": np.array([1.0, 2.0, 0.5, 1.5]), "label_smoothing": 0.1}
     assert R.cross_entropy(X, IDX.astype(np.uint8), **kw) == R.cross_entropy(X, IDX, **kw)

@@ -36,8 +36,6 @@ from lossproofs.reference.binary import (
 from lossproofs.reference.constants import (
     BCE_EPSILON,
     BCE_LOG_CLAMP,
-    DELIBERATE_DIVERGENCES,
-    MIRRORED_TORCH_QUIRKS,
 )
 from lossproofs.reference.cross_entropy import (
     cross_entropy,
@@ -65,8 +63,6 @@ from lossproofs.reference.softmax import (
 __all__ = [
     "BCE_EPSILON",
     "BCE_LOG_CLAMP",
-    "DELIBERATE_DIVERGENCES",
-    "MIRRORED_TORCH_QUIRKS",
     "binary_cross_entropy",
     "binary_cross_entropy_backward",
     "binary_cross_entropy_target_backward",

@@ -93,7 +93,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     with ε > 0 gives +inf; with ε = 1 and the target's logit −inf, NaN (0·inf); a −inf logit
     with a 0 probability target gives NaN (−inf·0), as torch.
     Errors: torch's types; negative or NaN ``label_smoothing`` is a ValueError here while torch
-    silently uses 0 (see :data:`DELIBERATE_DIVERGENCES`).
+    silently uses 0 (a ledger entry, pytorch#134767).
     """
     plan = _cross_entropy_plan(input, target, weight, ignore_index, reduction, label_smoothing)
     reduction, eps, lp = plan["reduction"], plan["label_smoothing"], plan["log_probs"]

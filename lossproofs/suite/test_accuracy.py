@@ -6,7 +6,7 @@
   steering toward the largest error and the worst inputs pinned with ``@example``.
 - Gradients at saturation are exact where the mathematics says so, never NaN from inf − inf.
 - The named naive formulations FAIL the same property (the suite can see instability).
-- Where torch is off beyond a fair bound: named strict xfails, with the reason.
+- Where torch is off beyond a fair bound: ledger entries (lossproofs/ledger/accuracy.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from hypothesis import event, example, given, settings, target
 from hypothesis import strategies as st
 
-from lossproofs import accuracy, error_model, naive, oracle
+from lossproofs import accuracy, error_model, ledger, naive, oracle
 from lossproofs.accuracy_implementations import implementations, run_callable
 from lossproofs.cases import Case
 from lossproofs.strategies import extreme
@@ -180,58 +180,9 @@ def test_the_property_catches_each_naive_formulation(impl, name, function, dtype
     assert caught, f"the ulp property did not catch naive {name} on {strata}"
 
 
-# ---------------------------------------------------------------------------- torch divergences
-
-
-def _raw_ulps(problem, impl_fn, direction: int) -> float:
-    result = run_callable(impl_fn, problem)
-    exact = error_model.exact(problem)
-    err = error_model.errors(result[direction], exact[direction], problem.dtype)
-    return float(err.max())
-
-
-@pytest.mark.torch_divergence(reason=(
-    "torch log_softmax computes (x − m) − log(Σ exp(x − m)) with log, not log1p: when one "
-    "class dominates, Σ rounds to 1 and the dominant log-probability is returned as exactly 0 "
-    "instead of −Σ_{j≠k} exp(x_j − m) (here −4.2e-18); pytorch#113708"))
-def test_log_softmax_keeps_relative_accuracy_for_a_dominant_class(impl):
-    problem = Case("log_softmax", (np.array([[0.0, -40.0]]),), {"dim": 1},
-                   grad_output=np.array([[1.0, 1.0]]))
-    assert _raw_ulps(problem, _call(impl, "log_softmax"), 0) <= ulp_bound(
-        "log_softmax", "float64", "forward")
-
-
-@pytest.mark.torch_divergence(reason=(
-    "torch cross_entropy of a confident correct prediction is −log_softmax at the target, "
-    "which rounds to exactly 0 (the loss e^{−40} ≈ 4.2e-18 is representable): same log-vs-"
-    "log1p cause as pytorch#113708, in the fused loss"))
-def test_cross_entropy_of_a_confident_correct_prediction_is_not_zero(impl):
-    problem = Case("cross_entropy", (np.array([[40.0, 0.0]]), np.array([0])),
-                   {"reduction": "sum"}, grad_output=np.array(1.0))
-    assert _raw_ulps(problem, _call(impl, "cross_entropy"), 0) <= ulp_bound(
-        "cross_entropy", "float64", "forward")
-
-
-@pytest.mark.torch_divergence(reason=(
-    "torch binary_cross_entropy_with_logits evaluates (1 − y)·x − lw·logsigmoid(x): for y = 0 "
-    "and x = −40, x and logsigmoid(x) = x − 4.2e-18 cancel and the loss softplus(x) = 4.2e-18 "
-    "is returned as 0 (softplus(x) has no cancellation); no upstream issue found"))
-def test_bce_with_logits_keeps_relative_accuracy_when_confidently_right(impl):
-    problem = Case("binary_cross_entropy_with_logits", (np.array([-40.0]), np.array([0.0])),
-                   {"reduction": "none"}, grad_output=np.array([1.0]))
-    assert _raw_ulps(problem, _call(impl, "binary_cross_entropy_with_logits"), 0) <= ulp_bound(
-        "binary_cross_entropy_with_logits", "float64", "forward")
-
-
-@pytest.mark.torch_divergence(reason=(
-    "torch's sigmoid is 1/(1 + exp(−x)): below x ≈ −709.8 (float64; −88.7 float32) exp(−x) "
-    "overflows and σ(x) — and the BCE-with-logits gradient — is flushed to 0, although e^x is "
-    "still a representable subnormal (here 2.0e-313); no upstream issue found"))
-def test_sigmoid_gradient_keeps_subnormal_results(impl):
-    problem = Case("binary_cross_entropy_with_logits", (np.array([-720.0]), np.array([0.0])),
-                   {"reduction": "sum"}, grad_output=np.array(1.0))
-    assert _raw_ulps(problem, _call(impl, "binary_cross_entropy_with_logits"), 1) <= ulp_bound(
-        "binary_cross_entropy_with_logits", "float64", "gradient")
+# ---------------------------------------------------------------------------- pinned cases
+# Where torch is off beyond a fair bound, the case is a ledger entry (lossproofs/ledger/
+# accuracy.py), run by test_divergences.py through error_model.check_accuracy.
 
 
 def test_reference_sigmoid_is_accurate():
@@ -243,68 +194,18 @@ def test_reference_sigmoid_is_accurate():
     assert not _violations(problem, ref)
 
 
-@pytest.mark.torch_divergence(reason=(
-    "torch's CPU float32 log_softmax over a long row (C = 88,247 here) is ~4.5 ulps off: its "
-    "Σ exp(x − m) is less accurate than pairwise summation allows (2 ulps of "
-    "1 + |d| + log C + ⌈log₂ C⌉ + 1), while NumPy/scipy stay within it; no upstream issue "
-    "found"))
-def test_large_vocabulary_log_softmax_sums_accurately_in_float32(impl):
-    # The report's own large-C problem (seeded), so test and report show the same number.
-    function, dtype = "log_softmax", "float32"
-    rng = np.random.default_rng([20240601, accuracy.FUNCTIONS.index(function),
-                                 extreme.DTYPES.index(dtype),
-                                 extreme.strata_for(function).index("large_C")])
-    problem = extreme.sample(rng, function, "large_C", dtype, max_classes=100_000)
-    fwd, _ = run_callable(_call(impl, function), problem)
-    exact = oracle.log_softmax(problem.arrays[0], 1)  # forward only: one 128-bit pass
-    err = error_model.floored_ulps(fwd, exact, error_model.error_floors(problem)[0], dtype)
-    assert err.max() <= ulp_bound(function, dtype, "forward"), err.max()
-
-
-def _finite_and_within_bound(impl, problem, direction: int) -> None:
-    name = problem.function
-    result = run_callable(_call(impl, name), problem)
-    exact = error_model.exact(problem)
-    assert oracle.representable(exact[direction], problem.dtype).all()
-    err = error_model.floored_ulps(result[direction], exact[direction],
-                                   error_model.error_floors(problem)[direction], problem.dtype)
-    assert err.max() <= ulp_bound(name, problem.dtype, ("forward", "gradient")[direction])
-
-
-@pytest.mark.torch_divergence(reason=(
-    "torch nll_loss 'mean' in float16 forms Σ w[t]·ℓ in float16 before dividing by Σ w[t]: "
-    "3 × 2 × 30000 overflows to inf though the mean, 30000, is representable"))
-def test_low_precision_nll_mean_overflows_intermediate(impl):
-    problem = Case("nll_loss", (np.array([[-30000.0, -1.0]] * 3), np.array([0, 0, 0])),
-                   {"reduction": "mean", "weight": np.array([2.0, 1.0])}, dtype="float16",
-                   grad_output=np.array(1.0))
-    assert error_model.intermediate_overflow(problem)
-    _finite_and_within_bound(impl, problem, 0)
-
-
-@pytest.mark.torch_divergence(reason=(
-    "torch cross_entropy with label_smoothing in float16 forms Σ_c w_c·(−lp_c) in float16 "
-    "before multiplying by ε/C: 4 × 20000 overflows to inf, so the loss is inf though its "
-    "exact value (≈ 1.8e4) is representable"))
-def test_low_precision_label_smoothing_overflows_intermediate(impl):
-    problem = Case("cross_entropy", (np.array([[1e4, -1e4, -1e4, -1e4, -1e4]]), np.array([0])),
-                   {"reduction": "sum", "label_smoothing": 0.1}, dtype="float16",
-                   grad_output=np.array(1.0))
-    assert error_model.intermediate_overflow(problem)
-    _finite_and_within_bound(impl, problem, 0)
-
-
-@pytest.mark.torch_divergence(reason=(
-    "torch binary_cross_entropy backward in float16 forms w·(p − y)/max(p(1 − p), ε) per "
-    "element before the 1/N of 'mean': 1000 × 999 overflows to −inf though the gradient, "
-    "≈ −488, is representable"))
-def test_low_precision_bce_gradient_overflows_intermediate(impl):
-    n = 2048
-    problem = Case("binary_cross_entropy", (np.full(n, 1e-3), np.ones(n)),
-                   {"reduction": "mean", "weight": np.full(n, 1000.0)}, dtype="float16",
-                   grad_output=np.array(1.0))
-    assert error_model.intermediate_overflow(problem)
-    _finite_and_within_bound(impl, problem, 1)
+@pytest.mark.parametrize("name", [
+    "float16 nll_loss mean overflows an intermediate sum",
+    "float16 label smoothing overflows an intermediate sum",
+    "float16 binary_cross_entropy mean gradient overflows an intermediate",
+])
+def test_pinned_intermediate_overflows_are_what_the_property_skips(name):
+    """The ulp property skips intermediate overflow; the ledger's examples must be such cases,
+    with a representable exact answer (else they would test nothing)."""
+    entry = ledger.divergence(name)
+    assert error_model.intermediate_overflow(entry.example)
+    k = ("forward", "gradient").index(entry.direction)
+    assert oracle.representable(error_model.exact(entry.example)[k], entry.example.dtype).all()
 
 
 # ---------------------------------------------------------------------------- the command
