@@ -11,8 +11,8 @@ Every value is computed in float64 from the inputs as given and rounded once to 
 dtype, so this module is *more* accurate than torch in float32 and below; it also gives the
 mathematical answer where torch does not (the ledger's special-value entries,
 ``lossproofs/ledger/torch.py``) and rejects what torch silently accepts (negative label
-smoothing). It is slow and has no double backward (declared in ``UNSUPPORTED_CHECKS``, so the second-order tests skip with that reason):
-an example of the interface, not a kernel.
+smoothing). It is slow and has no double backward (declared in ``UNSUPPORTED_CHECKS``, so
+the second-order tests skip with that reason): an example of the interface, not a kernel.
 """
 
 from __future__ import annotations
