@@ -109,7 +109,7 @@ METHOD_TEXT = """\
 - Cells: median per call (the median of the repeats' medians), IQR over all blocks of all
   repeats in parentheses. ⚠ after a time marks a variant whose result differed from
   `F.cross_entropy` by more than the agreement bound.
-- Ratios: per repeat, the geometric mean of the paired per-round block ratios; the estimate is
+- Ratios: per repeat, the median of the paired per-round block ratios; the estimate is
   the geometric mean over the k repeats and the **95 % interval is a Student-t interval over
   the k repeats' log ratios** (`exp(mean ± t·sd/√k)`), so it includes the variation between
   processes that a rerun meets, not only the noise within one. Points get more repeats until

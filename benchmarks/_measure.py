@@ -25,7 +25,7 @@ API (all in this module)::
   variant in an order rotated every round (CPU: ``perf_counter``; CUDA: events after a
   synchronise; the garbage collector off during a block). Repeats are spread over the run
   (repeat 2 of every point after repeat 1 of every point), so slow drift lands in the spread.
-- **Intervals** (see :mod:`benchmarks._stats`): per repeat, the mean paired log ratio of its
+- **Intervals** (see :mod:`benchmarks._stats`): per repeat, the median paired log ratio of its
   rounds; across the k repeats, ``exp(mean ± t_{k−1}·sd/√k)``. A point gets ``min_repeats``
   repeats, then more, one per pass, while any of its ratios is wider than ``target`` (relative
   half-width), it has fewer than ``max_repeats`` and the run is younger than ``time_cap_s``.
@@ -69,8 +69,8 @@ from benchmarks._stats import paired_log_ratio, repeat_interval, summarize
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 METHOD = ("per point, k worker processes (repeats); in each, rotated rounds of one block per "
-          "variant; a ratio's estimate per repeat is the geometric mean of its paired block "
-          "ratios, and its interval is a Student-t interval over the k repeats' log estimates")
+          "variant; a ratio's estimate per repeat is the median of its paired block ratios, "
+          "and its interval is a Student-t interval over the k repeats' log estimates")
 
 
 @dataclass(frozen=True)

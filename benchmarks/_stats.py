@@ -3,7 +3,8 @@ and the run-to-run comparison that measures reproducibility. Pure functions, no 
 
 - A **repeat** is one worker process that measured a point (see :mod:`benchmarks._measure`).
   Inside it, ``rounds`` rounds time one block of every variant; the repeat's estimate of A/B is
-  ``exp(mean_r log(a_r / b_r))`` over its paired rounds, so drift common to a round cancels.
+  ``exp(median_r log(a_r / b_r))`` over its paired rounds, so drift common to a round cancels
+  and one disturbed round does not count.
 - A ratio's **interval** comes from the k repeats' log estimates, not from the blocks of one
   process: ``exp(m ± t_{k−1}·s/√k)`` with m, s the mean and standard deviation of the k log
   estimates. It therefore includes whatever differs between processes (memory placement,
@@ -72,14 +73,17 @@ def summarize(times: Sequence[float]) -> Summary:
 
 
 def paired_log_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> float:
-    """``mean_r log(a_r / b_r)`` over paired rounds of one repeat (equal, positive series)."""
+    """``median_r log(a_r / b_r)`` over the paired rounds of one repeat (equal, positive series).
+
+    The median, not the mean: a round in which a neighbour descheduled one block is an outlier
+    of the round ratios, and one such round must not move the repeat's estimate."""
     a, b = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
     if a.shape != b.shape or a.size < 1:
         raise ValueError(f"need two equally long, non-empty series of block times, got "
                          f"{a.size} and {b.size} blocks")
     if np.any(a <= 0) or np.any(b <= 0):
         raise ValueError("block times must be positive to form log ratios")
-    return float(np.mean(np.log(a) - np.log(b)))  # log(a/b) = log a − log b, paired per round
+    return float(np.median(np.log(a) - np.log(b)))  # log(a/b) = log a − log b, per round
 
 
 @dataclass(frozen=True)

@@ -439,6 +439,8 @@ def test_identical_repeats_give_zero_width_and_two_is_the_minimum():
 
 def test_paired_log_ratio_pairs_rounds_and_rejects_bad_series():
     assert paired_log_ratio([2.0, 4.0], [1.0, 2.0]) == pytest.approx(math.log(2))
+    # One disturbed round (the 20) does not move the estimate: the median of the round ratios.
+    assert paired_log_ratio([2.0, 2.2, 20.0], [1.0, 1.1, 1.0]) == pytest.approx(math.log(2))
     with pytest.raises(ValueError, match="equally long"):
         paired_log_ratio([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="positive"):
