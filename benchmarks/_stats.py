@@ -13,7 +13,8 @@ and the run-to-run comparison that measures reproducibility. Pure functions, no 
 - **Reproducibility** of a whole grid: two runs, matched ratio by ratio; the median of
   ``|r₂/r₁ − 1|`` and the share of one run's intervals that contain the other run's estimate.
   For a calibrated 95 % interval that share is about 83 % (the difference of two independent
-  estimates has √2 times the standard error of one: P(|Z| < 1.96/√2) ≈ 0.834).
+  estimates has √2 times the standard error of one: P(|Z| < 1.96/√2) ≈ 0.834); for a t-interval
+  from k repeats it is P(|T_{k−1}| < t_{k−1}/√2): 0.91 at k = 3, 0.88 at 5, 0.86 at 8.
 """
 
 from __future__ import annotations
