@@ -96,7 +96,8 @@ def _ziv(compute) -> np.ndarray:
         prec *= 2
         with mp.workprec(prec):
             current = _round(compute())
-        if all(np.array_equal(a, b, equal_nan=True) for a, b in zip(previous, current)):
+        if all(a is None or np.array_equal(a, b, equal_nan=True)
+               for a, b in zip(previous, current)):
             return current
         previous = current
     raise OracleError(f"linear_cross_entropy: no agreement up to {MAX_PRECISION_BITS} bits")

@@ -212,3 +212,44 @@ def test_grad_output_shape_is_checked():
     x, w, t, _ = _case("index", rng)
     with pytest.raises(ValueError, match="grad_output"):
         reference.linear_cross_entropy_backward(np.ones(3), x, w, t, reduction="none")
+
+
+# -- the reference against the exact oracle ------------------------------------------------------
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_reference_agrees_with_the_exact_oracle(kind, reduction):
+    """The float64 reference is within the float64 bound of the exact (mpmath) value, for the
+    loss and the three gradients, at the linear error scales."""
+    from lossproofs import oracle_linear
+    from lossproofs.cases import Case
+    from lossproofs.checks import compare
+    from lossproofs.linear_targets import linear_scales
+
+    rng = np.random.default_rng(RNG_SEED + 6)
+    x, w, t, kwargs = _case(kind, rng)
+    case = Case("linear_cross_entropy", (x, w, t), {**kwargs, "reduction": reduction})
+    ref = reference.linear_cross_entropy(x, w, t, reduction=reduction, **kwargs)
+    exact = oracle_linear.linear_cross_entropy(x, w, t, reduction=reduction, **kwargs)
+    scales = linear_scales(case)
+    c = compare(ref, exact, "float64", "forward", scales["forward"])
+    assert c.ok, c.message("reference forward vs oracle", ref, exact)
+    g = rng.uniform(-2, 2, size=np.shape(ref))
+    got = reference.linear_cross_entropy_backward(g, x, w, t, reduction=reduction, **kwargs)
+    want = oracle_linear.linear_cross_entropy_backward(g, x, w, t, reduction=reduction, **kwargs)
+    scales = linear_scales(case, g)
+    for name, a, e in zip(("input", "linear_weight", "linear_bias"), got, want):
+        if e is None:
+            assert a is None
+            continue
+        c = compare(a, e, "float64", "gradient", scales[name])
+        assert c.ok, c.message(f"reference {name} gradient vs oracle", a, e)
+
+
+def test_oracle_rejects_what_the_reference_rejects():
+    from lossproofs import oracle_linear
+
+    x, w = np.ones((2, 3)), np.ones((4, 3))
+    with pytest.raises(IndexError, match="Target 4"):
+        oracle_linear.linear_cross_entropy(x, w, np.array([0, 4]))
+    with pytest.raises(RuntimeError, match="in_features"):
+        oracle_linear.linear_cross_entropy(x, w[:, :2], np.array([0, 1]))
