@@ -346,7 +346,7 @@ def _read(path: Path) -> list[dict[str, Any]]:
 
 
 def aggregate_point(point: Point, outputs: list[dict[str, Any]], suite: Suite,
-               config: MeasureConfig) -> dict[str, Any]:
+                    config: MeasureConfig) -> dict[str, Any]:
     """One point's repeats → its variants' summaries, ratios and contention verdict."""
     ok = [o for o in outputs if o["status"] == "ok"]
     failed = [o for o in outputs if o["status"] != "ok"]
@@ -400,7 +400,8 @@ def _unique(items: Any) -> list[Any]:
 
 
 def needs_more_repeats(agg: dict[str, Any] | None, outputs: list[dict[str, Any]],
-                config: MeasureConfig, elapsed: float) -> bool:
+                       config: MeasureConfig, elapsed: float) -> bool:
+    """Precision targeting: another repeat for this point? (``elapsed``: the run's age.)"""
     if any(o["status"] != "ok" for o in outputs):
         return False  # oom / error / dead worker: repeating would only repeat it
     n = len(outputs)
