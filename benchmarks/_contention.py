@@ -159,7 +159,8 @@ def gpu_observation(device: str) -> dict[str, Any]:
         pynvml.nvmlInit()
         handle = pynvml.nvmlDeviceGetHandleByIndex(index)
         procs = pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
-        out["other_processes"] = sorted({p.pid for p in procs} - {os.getpid()})
+        ours = {os.getpid(), os.getppid()}  # a worker's parent holds a context too
+        out["other_processes"] = sorted({p.pid for p in procs} - ours)
         out["utilization"] = pynvml.nvmlDeviceGetUtilizationRates(handle).gpu / 100
         try:
             out["sm_clock_mhz"] = pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM)

@@ -98,6 +98,25 @@ def peak_bytes(fn: Callable[[], Any], device: str, numpy_variant: bool = False,
     return _cpu_torch_peak(fn)
 
 
+def _kernel_medians(device: str, n: int, seconds: float) -> dict[str, float]:
+    """Median seconds per call of the read and copy kernels over ``n`` float32 values."""
+    from benchmarks._measure import _block_time
+
+    src = torch.ones(n, dtype=torch.float32, device=device)
+    dst = torch.empty_like(src)
+    cuda = device.startswith("cuda")
+    medians = {}
+    for name, fn in (("read", lambda: src.sum()), ("copy", lambda: dst.copy_(src))):
+        _block_time(fn, 1, cuda)  # warm-up: pages touched
+        per_call = _block_time(fn, 1, cuda)
+        number = max(1, int(seconds / 10 / per_call))
+        deadline, times = time.monotonic() + seconds, []
+        while time.monotonic() < deadline or len(times) < 3:
+            times.append(_block_time(fn, number, cuda))
+        medians[name] = sorted(times)[len(times) // 2]
+    return medians
+
+
 def bandwidth(device: str, threads: int, nbytes: int, seconds: float = 0.5) -> dict[str, Any]:
     """Measured memory bandwidth of plain kernels on ``device`` (GB/s = 1e9 B/s).
 
@@ -105,26 +124,15 @@ def bandwidth(device: str, threads: int, nbytes: int, seconds: float = 0.5) -> d
     ``2·nbytes`` (reads and writes once). Each: the median of per-call times over blocks
     filling about ``seconds``. ``nbytes`` should exceed the last-level cache.
     """
-    from benchmarks._measure import _block_time
-
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
+    n = nbytes // 4
     try:
-        n = nbytes // 4
-        src = torch.ones(n, dtype=torch.float32, device=device)
-        dst = torch.empty_like(src)
-        cuda = device.startswith("cuda")
-        medians = {}
-        for name, fn in (("read", lambda: src.sum()), ("copy", lambda: dst.copy_(src))):
-            _block_time(fn, 1, cuda)  # warm-up: pages touched
-            per_call = _block_time(fn, 1, cuda)
-            number = max(1, int(seconds / 10 / per_call))
-            deadline, times = time.monotonic() + seconds, []
-            while time.monotonic() < deadline or len(times) < 3:
-                times.append(_block_time(fn, number, cuda))
-            medians[name] = sorted(times)[len(times) // 2]
+        medians = _kernel_medians(device, n, seconds)
     finally:
         torch.set_num_threads(previous)
+    if device.startswith("cuda"):  # hand the buffers back: the workers need the device to
+        torch.cuda.empty_cache()  # themselves, and held memory would read as another tenant
     nbytes = n * 4
     return {
         "buffer_bytes": nbytes, "read_gbps": nbytes / medians["read"] / 1e9,
