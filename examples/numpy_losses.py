@@ -24,6 +24,9 @@ from lossproofs import reference
 
 __version__ = "1.0"
 DEVICE = "cpu"
+# Bad input raises the exception type torch raises (the reference's checks mirror torch's), so
+# the suite also checks the exception types, not only that bad input is rejected.
+RAISES_TORCH_EXCEPTIONS = True
 # Checks this module declares it cannot run (the suite skips them, printing the reason).
 UNSUPPORTED_CHECKS = {
     "second order": "the backward is the NumPy reference's closed form, which autograd cannot "

@@ -41,10 +41,13 @@ def to_json(report: Report, quick: bool) -> dict[str, Any]:
 def _cell_text(c: Cell | None) -> str:
     if c is None:
         return ""
+    if c.cases == 0 and c.not_provided:
+        return f"not provided ({c.not_provided})"
     # ✓ means the non-trivial cases (those that can show a wrong kernel) were there and passed
     mark = "✗" if c.failed else ("✓" if c.nontrivial else "–")
     counts = f"{c.passed}/{c.cases}" + f" ({c.nontrivial_passed} non-trivial)" + (
-        f", {c.failed} fail" if c.failed else "") + (f", {c.known} known" if c.known else "")
+        f", {c.failed} fail" if c.failed else "") + (f", {c.known} known" if c.known else "") + (
+        f", {c.not_provided} not provided" if c.not_provided else "")
     return (f"{mark} {counts} · {_num(c.forward_ulps)} / {_num(c.gradient_ulps)} ulp · "
             f"{_num(c.forward_of_bound)} / {_num(c.gradient_of_bound)}")
 

@@ -168,6 +168,7 @@ class Cell:
     known: int = 0
     nontrivial: int = 0  # cases that can show a wrong kernel (see checks.nontrivial)
     nontrivial_passed: int = 0
+    not_provided: int = 0  # cases outside the target's declared capabilities (not run)
     forward_ulps: float = 0.0
     forward_of_bound: float = 0.0
     gradient_ulps: float = 0.0
@@ -273,6 +274,10 @@ def build(impl: Target, functions=FUNCTION_NAMES, dtypes=DTYPES, n: int = FULL_C
         for dtype in dtypes:
             cells: dict[str, Cell] = defaultdict(Cell)
             for i, case in enumerate(sample_cases(function, dtype, n, seed)):
+                if impl.excluded(case):
+                    for family in ("all", *case.tags):
+                        cells[family].not_provided += 1
+                    continue
                 outcome = run_case(impl, case, seed + i)
                 for family in ("all", *case.tags):
                     cells[family].add(outcome)
@@ -289,10 +294,17 @@ def build(impl: Target, functions=FUNCTION_NAMES, dtypes=DTYPES, n: int = FULL_C
     for case in ERROR_CASES:
         if case.function in functions and impl.get(case.function) is not None:
             reason = impl.unsupported(case.check_name)
-            status, detail = ("unsupported", reason) if reason else _rejects(
-                impl, case, case.exception)
+            provided = impl.excluded_arguments(case.function, case.kwargs)
+            # torch-family targets must raise torch's type; any other must reject at all
+            expected = case.exception if impl.torch_exceptions else Exception
+            if reason:
+                status, detail = "unsupported", reason
+            elif provided:
+                status, detail = "not provided", provided
+            else:
+                status, detail = _rejects(impl, case, expected)
             report.errors.append({"function": case.function, "case": case.name,
-                                  "exception": case.exception.__name__, "status": status,
+                                  "exception": expected.__name__, "status": status,
                                   "detail": detail})
     for entry in ledger.LEDGER:
         if entry.function not in functions or impl.get(entry.function) is None:

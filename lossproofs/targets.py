@@ -38,6 +38,41 @@ class Target:
     version: str = field(default_factory=lambda: f"torch {torch.__version__}")
     description: str = ""
     notes: dict[str, str] = field(default_factory=dict)
+    # Declared capabilities, per function: the parameter families (case tags, plus
+    # "reduction:<value>") the target does not provide, and those where it follows another
+    # convention than torch on purpose, each with its reason. Such cases are not drawn for it,
+    # and the reports show them as "not provided" / "convention", never as failures.
+    not_provided: dict[str, dict[str, str]] = field(default_factory=dict)
+    conventions: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Bad input raises torch's exception types (torch itself, and modules that say so with
+    # RAISES_TORCH_EXCEPTIONS = True); other targets are judged on rejecting it at all.
+    torch_exceptions: bool = False
+
+    def __post_init__(self):
+        from lossproofs.ledger import TORCH as _TORCH
+
+        self.torch_exceptions = self.torch_exceptions or _TORCH in self.families
+
+    def excluded(self, case) -> str | None:
+        """Why ``case`` is outside what this target declares it provides, or None."""
+        families = set(case.tags)
+        if "reduction" in case.params:
+            families.add(f"reduction:{case.params['reduction']}")
+        for declared, what in ((self.not_provided, "not provided"),
+                               (self.conventions, "convention")):
+            for family, reason in declared.get(case.function, {}).items():
+                if family in families:
+                    return f"{what}: {family} ({reason})"
+        return None
+
+    def excluded_arguments(self, function: str, kwargs) -> str | None:
+        """Why a call with these keyword arguments is outside what the target provides (for
+        error cases, whose culprit may be an argument the target does not take), or None."""
+        declared = {**self.not_provided.get(function, {}), **self.conventions.get(function, {})}
+        for name in kwargs:
+            if name in declared:
+                return f"not provided: {name} ({declared[name]})"
+        return None
 
     def __repr__(self) -> str:
         return f"Target({self.name!r}, {self.description!r})"
@@ -151,9 +186,33 @@ def user_module(path: str) -> Target:
     notes.update(getattr(module, "UNSUPPORTED_CHECKS", {}))
     # A module may say which implementation family it belongs to (e.g. a thin wrapper of torch's
     # kernels), so that the ledger's divergences of that family are expected of it.
-    families = frozenset(getattr(module, "FAMILIES", ()))
+    families = frozenset(getattr(module, "TARGET_FAMILIES", ()))
     return Target(f"module:{path}", fns, families, device=device, version=f"{path} {version}",
-                  description=(module.__doc__ or path).strip().splitlines()[0], notes=notes)
+                  description=(module.__doc__ or path).strip().splitlines()[0], notes=notes,
+                  not_provided=dict(getattr(module, "NOT_PROVIDED", {})),
+                  conventions=dict(getattr(module, "CONVENTIONS", {})),
+                  torch_exceptions=bool(getattr(module, "RAISES_TORCH_EXCEPTIONS", False)))
+
+
+def framework(name: str) -> Callable[[], Target]:
+    """The built-in target of another framework (``jax``, ``tensorflow``, ``tinygrad``): its own
+    loss functions in the input's dtype, gradients through its own autodiff
+    (:mod:`lossproofs.frameworks`); a clear error when the framework is not installed."""
+
+    def make() -> Target:
+        from lossproofs.frameworks import FRAMEWORK_MODULES
+
+        try:
+            target = user_module(FRAMEWORK_MODULES[name])
+        except ImportError as e:
+            raise RuntimeError(
+                f"target {name!r} needs {name} installed (pip install 'lossproofs[{name}]'): "
+                f"{e}") from e
+        target.name = name
+        target.families = frozenset({name})
+        return target
+
+    return make
 
 
 BUILTIN_TARGETS: dict[str, Callable[[], Target]] = {
@@ -161,6 +220,9 @@ BUILTIN_TARGETS: dict[str, Callable[[], Target]] = {
     "nn": torch_modules,
     "compile": torch_compiled,
     "cuda": torch_cuda,
+    "jax": framework("jax"),
+    "tensorflow": framework("tensorflow"),
+    "tinygrad": framework("tinygrad"),
 }
 
 

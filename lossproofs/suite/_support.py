@@ -15,6 +15,17 @@ def require(impl, *names: str):
             pytest.skip(impl.missing_reason(name))
 
 
+def draw_case(data, impl, function: str, dtype: str | None, strategy=None):
+    """Draw a case of ``function`` that ``impl`` declares it provides (its ``NOT_PROVIDED`` and
+    ``CONVENTIONS``): other cases are not drawn for it, and the statistics say why."""
+    from lossproofs.registry import LOSSES
+
+    strategy = LOSSES[function].cases(dtype) if strategy is None else strategy
+    if impl.not_provided.get(function) or impl.conventions.get(function):
+        strategy = strategy.filter(lambda c: impl.excluded(c) is None)
+    return data.draw(strategy, label="case")
+
+
 def _settle(outcome: checks.Outcome) -> None:
     """Record what was set aside (``--hypothesis-show-statistics`` shows it), set aside a case
     a known divergence affects as a whole, and fail with the check's message."""

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from lossproofs.cases import DTYPES
 from lossproofs.registry import FUNCTION_NAMES, LOSSES, with_target_gradient
-from lossproofs.suite._support import assert_gradients_agree, require
+from lossproofs.suite._support import assert_gradients_agree, draw_case, require
 
 SEEDS = st.integers(0, 2**32 - 1)
 
@@ -21,7 +21,7 @@ SEEDS = st.integers(0, 2**32 - 1)
 @given(data=st.data(), seed=SEEDS)
 def test_input_gradient_matches_closed_form(impl, function, dtype, data, seed):
     require(impl, function)
-    case = data.draw(LOSSES[function].cases(dtype), label="case")
+    case = draw_case(data, impl, function, dtype)
     assert_gradients_agree(impl, case, seed)
 
 
@@ -30,6 +30,6 @@ def test_input_gradient_matches_closed_form(impl, function, dtype, data, seed):
 @given(data=st.data(), seed=SEEDS)
 def test_target_gradient_matches_closed_form(impl, function, dtype, data, seed):
     require(impl, function)
-    case = data.draw(LOSSES[function].cases(dtype).filter(
-        lambda c: c.arrays[1].dtype.kind == "f"), label="case")
+    case = draw_case(data, impl, function, dtype, LOSSES[function].cases(dtype).filter(
+        lambda c: c.arrays[1].dtype.kind == "f"))
     assert_gradients_agree(impl, case, seed, wrt_target=True)
