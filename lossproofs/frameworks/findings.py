@@ -323,6 +323,48 @@ FINDINGS: list[dict] = [
                "0.8132616875182228. The fused kernel multiplies the zero label by the −inf "
                "log-probability: NaN. torch gives NaN too.",
     },
+    {
+        "framework": "tensorflow",
+        "function": "cross_entropy",
+        "framework_function": "tf.nn.softmax_cross_entropy_with_logits",
+        "name": "gradient for a target row not summing to 1 is softmax − t, not the loss's "
+                "gradient",
+        "dtype": "float64",
+        "args": {"input": [[0.0, 1.0]], "target": [[0.5, 1.0]], "target_dtype": "input",
+                 "kwargs": {"reduction": "none"}, "grad_output": [1.0], "wrt": "input"},
+        "framework_result": [-0.2310585786300049, -0.2689414213699951],
+        "mathematical_result": [-0.09658786794500729, 0.0965878679450074],
+        "direction": "gradient",
+        "kind": "convention",
+        "upstream": "",
+        "why": "The forward value −Σ_c t_c log p_c is computed for any t (0.96989 here), and its "
+               "gradient is p·Σ_c t_c − t = (−0.0966, 0.0966). TensorFlow's fused kernel "
+               "returns softmax − t, which is that gradient only when Σ_c t_c = 1; its docstring "
+               "says each row of labels must be a valid probability distribution, 'if they are "
+               "not, the computation of the gradient will be incorrect'. So value and gradient "
+               "disagree silently for unnormalised or partially masked soft targets (torch and "
+               "optax differentiate the value they return).",
+    },
+    {
+        "framework": "tensorflow",
+        "function": "binary_cross_entropy_with_logits",
+        "framework_function": "tf.nn.sigmoid_cross_entropy_with_logits",
+        "name": "max(x, 0) − x·y cancels for a large logit and a soft target (14 ulps in "
+                "float32)",
+        "dtype": "float32",
+        "args": {"input": [86.0], "target": [0.9567310810089111], "target_dtype": "input",
+                 "kwargs": {"reduction": "none"}},
+        "framework_result": [3.72113037109375],
+        "mathematical_result": [3.7211270332336426],
+        "direction": "forward",
+        "kind": "divergence",
+        "upstream": "",
+        "why": "ℓ = (1 − y)·x + log1p(e^−|x|) for x > 0: here 86·(1 − 0.95673108) + 4.4e-38 = "
+               "3.72112703. TensorFlow evaluates max(x, 0) − x·y, i.e. 86 − 82.2789, and the "
+               "product x·y is rounded at the spacing of 82 (7.6e-6) before the subtraction, "
+               "so the result is 14 float32 ulps off. (1 − y)·x is exact up to one rounding "
+               "because 1 − y is exact for y in [0.5, 1] (Sterbenz); torch returns 3.7211270.",
+    },
     # -- tinygrad --------------------------------------------------------------------------------
     {
         "framework": "tinygrad",

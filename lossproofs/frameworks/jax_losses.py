@@ -21,7 +21,12 @@ import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
 from lossproofs.frameworks._bridge import (  # noqa: E402
-    Framework, bridged, check_reduction, numpy_to_tensor, tensor_to_numpy)
+    Framework,
+    bridged,
+    check_reduction,
+    numpy_to_tensor,
+    tensor_to_numpy,
+)
 
 __version__ = f"jax {jax.__version__}, optax {optax.__version__}"
 DEVICE = "cpu"
@@ -53,16 +58,7 @@ NOT_PROVIDED: dict[str, dict[str, str]] = {
     },
 }
 # Conventions that differ from torch's on purpose: {function: {family: what the framework does}}.
-CONVENTIONS: dict[str, dict[str, str]] = {
-    "cross_entropy": {
-        "reduction:none": "optax returns the per-example loss only; sum and mean here are "
-                          "jnp.sum/jnp.mean of it (torch's mean without weights is the same)",
-    },
-    "binary_cross_entropy_with_logits": {
-        "reduction:none": "optax returns the elementwise loss only; sum and mean here are "
-                          "jnp.sum/jnp.mean of it",
-    },
-}
+CONVENTIONS: dict[str, dict[str, str]] = {}
 
 
 class _Jax(Framework):

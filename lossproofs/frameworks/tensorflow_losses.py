@@ -18,11 +18,16 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import tensorflow as tf
 
-from lossproofs.frameworks._bridge import (  # noqa: E402
-    Framework, bridged, check_reduction, numpy_to_tensor, tensor_to_numpy)
+from lossproofs.frameworks._bridge import (
+    Framework,
+    bridged,
+    check_reduction,
+    numpy_to_tensor,
+    tensor_to_numpy,
+)
 
 if keras.config.backend() != "tensorflow":
     raise ImportError(f"the tensorflow target needs Keras on its TensorFlow backend, "
@@ -63,16 +68,13 @@ CONVENTIONS: dict[str, dict[str, str]] = {
                  "keras.config.epsilon() = 1e-7 (computed in the input's dtype) before the "
                  "logs, where torch clamps each log at −100; the clip also zeroes the gradient "
                  "outside [ε, 1 − ε]",
-        "reduction:none": "keras.ops.binary_crossentropy is elementwise; sum and mean here are "
-                          "tf.reduce_sum/tf.reduce_mean of it",
     },
     "cross_entropy": {
-        "reduction:none": "tf.nn returns the per-example loss only; sum and mean here are "
-                          "tf.reduce_sum/tf.reduce_mean of it",
-    },
-    "binary_cross_entropy_with_logits": {
-        "pos_weight": "tf.nn.weighted_cross_entropy_with_logits (used when pos_weight is given) "
-                      "is a different kernel from tf.nn.sigmoid_cross_entropy_with_logits",
+        "probability target": "tf.nn.softmax_cross_entropy_with_logits requires each target row "
+                              "to be a probability distribution: its gradient is softmax − t, "
+                              "the loss's gradient p·Σt − t only when Σt = 1 (documented: 'if "
+                              "they are not, the computation of the gradient will be "
+                              "incorrect'); the value is −Σ t·log p for any t",
     },
 }
 
