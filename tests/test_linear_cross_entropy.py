@@ -158,7 +158,7 @@ def test_values_and_gradients_match_reference(dtype, data):
     a chunked configuration (falling back where documented) or the nn module."""
     name = data.draw(st.sampled_from(sorted(IMPLEMENTATIONS)), label="implementation")
     case = data.draw(linear_cross_entropy_cases(dtype), label="case")
-    frozen = data.draw(st.sampled_from(sorted(FROZEN)), label="frozen")
+    frozen = data.draw(st.sampled_from(list(FROZEN)), label="frozen")
     if _is_chunked(name) and L.zero_mean_denominator(case):
         return  # the chunked path's NaN rows: test_chunked_zero_denominator_mean_gradient
     event(name)
@@ -175,7 +175,7 @@ def test_chunked_path_values_and_gradients_match_reference(dtype, data):
     weight), under each representative configuration."""
     config = data.draw(st.sampled_from(CONFIGS), label="config")
     case = data.draw(chunked_path_cases(dtype), label="case")
-    frozen = data.draw(st.sampled_from(sorted(FROZEN)), label="frozen")
+    frozen = data.draw(st.sampled_from(list(FROZEN)), label="frozen")
     if L.zero_mean_denominator(case):
         return
     event(config.name)

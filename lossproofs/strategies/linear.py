@@ -81,14 +81,18 @@ def index_target_shape(input_shape, weight_shape) -> tuple[int, ...]:
 
 @st.composite
 def index_targets_with_ignored(draw, shape, n_classes: int, ignore_index: int | None):
-    """Class indices of ``shape``; with an ``ignore_index``, each element is ignored with
-    probability about 1/3 and at least one is kept."""
+    """Class indices of ``shape``; with an ``ignore_index`` and at least 2 elements, usually
+    (3 draws in 4) between 1 and all-but-one of them are ignored, at drawn positions, so that
+    kept and ignored targets are both common (hypothesis would otherwise favour none)."""
     t = draw(hnp.arrays(np.int64, shape, elements=st.integers(0, n_classes - 1)))
-    if ignore_index is not None and t.size:
-        mask = draw(hnp.arrays(np.bool_, shape, elements=st.sampled_from([False, False, True])))
-        flat = mask.reshape(-1)
-        flat[draw(st.integers(0, flat.size - 1))] = False  # at least one kept
-        t = np.where(mask, ignore_index, t)
+    size = int(np.prod(shape))
+    if ignore_index is not None and size >= 2 and draw(st.sampled_from([True, True, True,
+                                                                           False])):
+        k = draw(st.integers(1, size - 1))
+        positions = draw(st.permutations(range(size)))[:k]
+        flat = t.reshape(-1)
+        flat[positions] = ignore_index
+        t = flat.reshape(shape)
     return t.astype(np.int64)
 
 
