@@ -180,11 +180,19 @@ def target_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     return shape[:cd] + shape[cd + 1:]
 
 
+IGNORE_KINDS = ("default", "negative", "class", "beyond")
+
+
 @st.composite
-def ignore_indices(draw, num_classes: int, uint8: bool = False) -> int:
+def ignore_indices(draw, num_classes: int, uint8: bool = False, kind: str | None = None) -> int:
     """The default -100, another negative value, a real class, or a value past the classes
-    (for uint8 targets only values a uint8 can hold)."""
-    choices = [draw(st.integers(0, num_classes - 1)), num_classes + 2]
+    (for uint8 targets only values a uint8 can hold); ``kind`` (one of ``IGNORE_KINDS``) picks
+    one of the four."""
+    values = {"default": DEFAULT_IGNORE_INDEX, "negative": -1,
+              "class": draw(st.integers(0, num_classes - 1)), "beyond": num_classes + 2}
+    if kind is not None:
+        return values[kind]
+    choices = [values["class"], values["beyond"]]
     if not uint8:
         choices = [DEFAULT_IGNORE_INDEX, -1, *choices]
     return draw(st.sampled_from(choices))
@@ -368,6 +376,7 @@ def nll_loss_cases(draw, dtype: str | None = None, function: str = "nll_loss", *
                    allow_empty: bool = False, uint8: bool = True,
                    reduction: str | None = None, weight: bool | None = None,
                    ignore: str | None = None, smoothing: bool | None = None,
+                   ignore_kind: str | None = None,
                    shape: tuple[int, ...] | None = None) -> Case:
     """``nll_loss`` (or index-target ``cross_entropy``) over every parameter family.
 
@@ -380,7 +389,8 @@ def nll_loss_cases(draw, dtype: str | None = None, function: str = "nll_loss", *
     ``weight`` (True: a class weight, False: none), ``ignore`` (``"partial"``: an
     ``ignore_index`` with at least one kept and one ignored target, ``"all"``, ``"none"``, or
     ``"absent"``: no ignore_index argument and no ignored target) and ``smoothing`` (True: label
-    smoothing in (0, 1], False: none). ``shape`` fixes the input's shape.
+    smoothing in (0, 1], False: none), ``ignore_kind`` (which ``ignore_index``: one of
+    ``IGNORE_KINDS``). ``shape`` fixes the input's shape.
     """
     del allow_empty
     force_partial = ignore == "partial"
@@ -400,13 +410,14 @@ def nll_loss_cases(draw, dtype: str | None = None, function: str = "nll_loss", *
     params: dict = {}
     # torch accepts uint8 targets only for (C,) and (N, C) inputs; K-dim inputs reject them
     # (an error case, see lossproofs.error_cases).
-    target_dtype = draw(st.sampled_from([np.int64, np.int64, np.uint8] if uint8 and len(shape) <= 2
+    uint8 = uint8 and len(shape) <= 2 and ignore_kind not in ("default", "negative")
+    target_dtype = draw(st.sampled_from([np.int64, np.int64, np.uint8] if uint8
                                         else [np.int64]))
     ignore_index = DEFAULT_IGNORE_INDEX
     use_ignore = (ignore in ("partial", "all", "none") if ignore is not None
                   else ignored and draw(st.booleans()))
     if use_ignore:
-        ignore_index = draw(ignore_indices(c, uint8=target_dtype == np.uint8))
+        ignore_index = draw(ignore_indices(c, uint8=target_dtype == np.uint8, kind=ignore_kind))
         params["ignore_index"] = ignore_index
         t = draw(index_targets(shape, ignore_index, target_dtype,
                                ignored=ignore if ignore in IGNORE_STRATA else None))
@@ -586,9 +597,14 @@ def cases(function: str, dtype: str | None = None) -> st.SearchStrategy[Case]:
     }[function]()
 
 
-# The parameter combinations of issue 10 item 2, each exercised with at least one kept and one
-# ignored target by lossproofs/suite/test_combinations.py (explicit parametrisation).
+# The parameter combinations every property must reach, each exercised by
+# lossproofs/suite/test_combinations.py (an explicit parametrisation, one property per
+# combination): index targets with at least one kept and one ignored target in every draw;
+# probability targets have no ignore_index (torch applies it to class indices only).
 INDEX_TARGET_COMBINATIONS = tuple(
+    (reduction, weight, ignore_kind, smoothing)
+    for reduction in REDUCTIONS for weight in (False, True) for ignore_kind in IGNORE_KINDS
+    for smoothing in (False, True))
+PROBABILITY_TARGET_COMBINATIONS = tuple(
     (reduction, weight, smoothing)
     for reduction in REDUCTIONS for weight in (False, True) for smoothing in (False, True))
-PROBABILITY_TARGET_COMBINATIONS = INDEX_TARGET_COMBINATIONS
