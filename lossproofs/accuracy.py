@@ -43,12 +43,13 @@ from lossproofs.error_model import (
     floored_ulps,
     intermediate_overflow,
 )
+from lossproofs.registry import FUNCTION_NAMES
 from lossproofs.strategies import extreme
 from lossproofs.targets import Target, get_target
 from lossproofs.tolerances import ULP_BOUNDS
 
-FUNCTIONS = ("softmax", "log_softmax", "logsumexp", "nll_loss", "cross_entropy",
-             "binary_cross_entropy", "binary_cross_entropy_with_logits")
+# The functions with an exact oracle and extreme strata: every registered one.
+FUNCTIONS = FUNCTION_NAMES
 
 # ---------------------------------------------------------------------------- pinned cases
 # Worst inputs found by the targeted search (lossproofs/suite/test_accuracy.py,

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from lossproofs.ledger import TORCH, TORCH_COMPILE, TORCH_CUDA, TORCH_EAGER
+from lossproofs.families import TORCH, TORCH_COMPILE, TORCH_CUDA, TORCH_EAGER
 from lossproofs.registry import FUNCTION_NAMES as FUNCTIONS
 from lossproofs.registry import LOSSES
 
@@ -49,9 +49,7 @@ class Target:
     torch_exceptions: bool = False
 
     def __post_init__(self):
-        from lossproofs.ledger import TORCH as _TORCH
-
-        self.torch_exceptions = self.torch_exceptions or _TORCH in self.families
+        self.torch_exceptions = self.torch_exceptions or TORCH in self.families
 
     def excluded(self, case) -> str | None:
         """Why ``case`` is outside what this target declares it provides, or None."""
