@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from lossproofs.cases import Case
-from lossproofs.dtypes import max_finite
+from lossproofs.dtypes import max_finite, tiny
 from lossproofs.registry import loss
 from lossproofs.targets import Target
 from lossproofs.tolerances import tolerance
@@ -40,7 +40,8 @@ def nontrivial(case: Case, expected: np.ndarray) -> bool:
 
 
 def error_scale(case: Case, expected: np.ndarray) -> float:
-    """The magnitude against which absolute error is measured for this case.
+    """The whole-result magnitude against which absolute error is measured for this case (the
+    checks compare unreduced outputs per element, :func:`forward_scale`).
 
     Summation error grows with ``Σ|ℓ_i|``, not with ``|Σℓ_i|``: for ``sum`` the scale is
     ``Σ|ℓ_i|`` over the unreduced terms; for ``mean`` the same divided by the reference's own
@@ -59,18 +60,56 @@ def error_scale(case: Case, expected: np.ndarray) -> float:
             total = total * abs(m / s) if (s != 0 and np.isfinite(m / s)) else float(
                 np.max(terms, initial=0.0))
         return max(1.0, total)
+    return _row_scale(expected)
+
+
+def _row_scale(expected: np.ndarray) -> float:
+    """``max|expected|`` over the finite elements, never below 1: the whole-result scale."""
     finite = np.abs(expected[np.isfinite(expected)])
     return max(1.0, float(np.max(finite, initial=0.0)))
 
 
-def gradient_scale(function: str, expected: np.ndarray) -> float:
-    """The scale gradients are compared at: ``max|expected|`` (at least 1) for coupled
-    gradients (softmax's Σ, a mean's denominator), 1 for elementwise ones; see
-    :class:`lossproofs.registry.Loss`."""
-    if not loss(function).coupled_gradient:
-        return 1.0
-    finite = np.abs(expected[np.isfinite(expected)])
-    return max(1.0, float(np.max(finite, initial=0.0)))
+def _per_element(row_scale: float, floor, shape: tuple[int, ...]) -> np.ndarray:
+    """The per-element scale: the error model's floor (the magnitudes of the terms that element
+    combines, :func:`lossproofs.error_model.floors`), never above the whole-result scale it
+    replaces, so an element is compared no more loosely than before and a small element can
+    no longer hide behind a large one. An undefined floor (NaN: a NaN input, or 0/0 where
+    every target is ignored) compares the element absolutely, at the representability floor
+    of :func:`compare`."""
+    floor = np.broadcast_to(np.asarray(floor, dtype=np.float64), shape)
+    return np.minimum(row_scale, np.where(np.isnan(floor), 0.0, floor))
+
+
+def forward_scale(case: Case, expected: np.ndarray) -> float | np.ndarray:
+    """The scale the forward value of ``case`` is compared at: :func:`error_scale` (a scalar)
+    for ``sum``/``mean``, and per element for unreduced outputs (see :func:`_per_element`)."""
+    if case.params.get("reduction") in ("sum", "mean"):
+        return error_scale(case, expected)
+    from lossproofs.error_model import floors  # late: error_model imports the oracle
+
+    expected = np.asarray(expected, dtype=np.float64)
+    return _per_element(_row_scale(expected), floors(case)["forward"], expected.shape)
+
+
+def gradient_scale(case: Case | str, expected: np.ndarray,
+                   grad_output: np.ndarray | None = None,
+                   which: str = "input gradient") -> float | np.ndarray:
+    """The scale a gradient of ``case`` is compared at, per element: the error model's floor
+    for ``which`` (``"input gradient"`` or ``"target gradient"``) with ``grad_output`` (see
+    :func:`_per_element`), capped at the whole-result scale: ``max|expected|`` (at least 1)
+    for coupled gradients (softmax's Σ, a mean's denominator), 1 for elementwise ones (see
+    :class:`lossproofs.registry.Loss`).
+
+    Given a function name instead of a case (a result the error model does not cover, such as
+    a Hessian-vector product), the whole-result scale alone."""
+    function = case if isinstance(case, str) else case.function
+    expected = np.asarray(expected, dtype=np.float64)
+    row = _row_scale(expected) if loss(function).coupled_gradient else 1.0
+    if isinstance(case, str):
+        return row
+    from lossproofs.error_model import floors  # late: error_model imports the oracle
+
+    return _per_element(row, floors(case, grad_output)[which], expected.shape)
 
 
 @dataclass
@@ -95,14 +134,24 @@ class Comparison:
 
 
 def compare(actual: np.ndarray, expected: np.ndarray, dtype: str, kind: str,
-            scale: float = 1.0, set_aside: np.ndarray | None = None) -> Comparison:
-    """Elementwise ``|a − e| ≤ atol·scale + rtol·|e|``; NaN must match NaN, ±inf match exactly.
+            scale: float | np.ndarray = 1.0,
+            set_aside: np.ndarray | None = None) -> Comparison:
+    """Elementwise ``|a − e| ≤ atol·max(scale, tiny) + rtol·|e|``; NaN must match NaN, ±inf
+    match exactly.
 
+    ``scale`` is a scalar or an array broadcastable to the result (one scale per element).
+    It is never taken below the dtype's smallest normal ``tiny``: below it the dtype's spacing
+    is the fixed subnormal step ``tiny·ε``, so a correctly rounded result near 0 may be off by
+    half of it (the representability floor, see :mod:`lossproofs.tolerances`).
     ``set_aside`` marks elements not compared (a known divergence affects them)."""
     actual = np.asarray(actual, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
     tol = tolerance(dtype, kind)
-    bound = f"atol {tol.atol:.3g}×scale {scale:.3g} + rtol {tol.rtol:.3g}, {dtype} {kind}"
+    scale = np.maximum(np.asarray(scale, dtype=np.float64), tiny(dtype))
+    shown = (f"{float(scale):.3g}" if scale.ndim == 0 else
+             f"per element, {float(np.min(scale, initial=np.inf)):.3g}…"
+             f"{float(np.max(scale, initial=0.0)):.3g}")
+    bound = f"atol {tol.atol:.3g}×scale {shown} + rtol {tol.rtol:.3g}, {dtype} {kind}"
     if actual.shape != expected.shape:
         return Comparison(False, np.inf, np.inf, None,
                           f"shape {actual.shape} vs expected {expected.shape}")
@@ -116,7 +165,7 @@ def compare(actual: np.ndarray, expected: np.ndarray, dtype: str, kind: str,
     same_inf = same_inf | overflow
     with np.errstate(invalid="ignore", over="ignore"):
         err = np.abs(actual - expected)
-        allowed = tol.atol * scale + tol.rtol * np.abs(expected)
+        allowed = tol.atol * np.broadcast_to(scale, expected.shape) + tol.rtol * np.abs(expected)
         ok_el = (err <= allowed) | both_nan | same_inf
     aside = (np.zeros(err.shape, dtype=bool) if set_aside is None
              else np.broadcast_to(np.asarray(set_aside, dtype=bool), err.shape))
@@ -133,7 +182,8 @@ def compare(actual: np.ndarray, expected: np.ndarray, dtype: str, kind: str,
                       tuple(int(k) for k in worst), bound, n_aside, err.size - n_aside)
 
 
-def assert_agrees(actual, expected, case: Case, kind: str, what: str, scale: float = 1.0,
+def assert_agrees(actual, expected, case: Case, kind: str, what: str,
+                  scale: float | np.ndarray = 1.0,
                   set_aside: np.ndarray | None = None):
     """Raise ``AssertionError`` with the worst element and the bound when out of tolerance."""
     c = compare(actual, expected, case.dtype, kind, scale, set_aside)
@@ -149,12 +199,12 @@ def call(impl: Target, case: Case, requires_grad: tuple[bool, ...] = ()):
     return impl.get(case.function)(*tensors, **kwargs), tensors
 
 
-def forward(impl: Target, case: Case) -> tuple[np.ndarray, np.ndarray, float]:
+def forward(impl: Target, case: Case) -> tuple[np.ndarray, np.ndarray, float | np.ndarray]:
     """``(actual, expected, scale)`` for the forward value of ``case``."""
     out, _ = call(impl, case)
     actual = to_numpy(out)
     expected = reference_forward(case)
-    return actual, expected, error_scale(case, expected)
+    return actual, expected, forward_scale(case, expected)
 
 
 def grad_output_for(case: Case, shape: tuple[int, ...], seed: int) -> np.ndarray:
@@ -234,7 +284,8 @@ def check_forward(impl: Target, case: Case, known: bool = True) -> Outcome:
         return Outcome("set aside", [], aside.names)
     out, _ = call(impl, case)
     actual = to_numpy(out)
-    c = compare(actual, expected, case.dtype, "forward", error_scale(case, expected), aside.mask)
+    c = compare(actual, expected, case.dtype, "forward", forward_scale(case, expected),
+                aside.mask)
     message = "" if c.ok else c.message(f"{case.function} forward", actual, expected)
     return Outcome("pass" if c.ok else "fail", [("forward", c)], aside.names, message)
 
@@ -248,11 +299,13 @@ def check_gradients(impl: Target, case: Case, seed: int, wrt_target: bool = Fals
     if aside.whole:
         return Outcome("set aside", [], aside.names)
     comparisons, messages = [], []
+    # the grad_output gradients() draws from seed, for the error model's floors
+    g = grad_output_for(case, reference_forward(case).shape, seed)
     for name, actual, expected in gradients(impl, case, seed, wrt_target):
         mask = aside.mask if aside.mask is not None and aside.mask.shape == expected.shape \
             else None
         c = compare(actual, expected, case.dtype, "gradient",
-                    gradient_scale(case.function, expected), mask)
+                    gradient_scale(case, expected, g, name), mask)
         comparisons.append((name, c))
         if not c.ok:
             messages.append(c.message(f"{case.function} {name}", actual, expected))

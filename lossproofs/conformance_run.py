@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from lossproofs import checks, ledger
 from lossproofs.cases import DTYPES, Case
+from lossproofs.dtypes import tiny
 from lossproofs.error_cases import ERROR_CASES
 from lossproofs.oracle import ulp_distance
 from lossproofs.registry import FUNCTION_NAMES, LOSSES
@@ -73,7 +74,10 @@ class Measure:
 
 
 def measure(actual: np.ndarray, expected: np.ndarray, dtype: str, kind: str,
-            scale: float, what: str, set_aside: np.ndarray | None = None) -> Measure:
+            scale: float | np.ndarray, what: str,
+            set_aside: np.ndarray | None = None) -> Measure:
+    """``scale``: a scalar or one per element (checks.forward_scale, checks.gradient_scale),
+    never taken below the dtype's smallest normal, as :func:`lossproofs.checks.compare`."""
     comparison = checks.compare(actual, expected, dtype, kind, scale, set_aside)
     actual = np.asarray(actual, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
@@ -83,6 +87,8 @@ def measure(actual: np.ndarray, expected: np.ndarray, dtype: str, kind: str,
     if set_aside is not None:
         finite = finite & ~np.broadcast_to(set_aside, expected.shape)
     a, e = actual[finite], expected[finite]
+    scale = np.broadcast_to(np.maximum(np.asarray(scale, dtype=np.float64), tiny(dtype)),
+                            expected.shape)[finite]
     with np.errstate(invalid="ignore"):
         # distance |a − e| counted on the dtype's grid at magnitude max(|e|, scale)
         floor = np.maximum(np.abs(e), scale)
@@ -129,18 +135,19 @@ def run_case(impl: Target, case: Case, seed: int) -> CaseOutcome:
                 out, _ = checks.call(impl, case)
                 actual = checks.to_numpy(out)
                 m = measure(actual, expected_forward, case.dtype, "forward",
-                            checks.error_scale(case, expected_forward),
+                            checks.forward_scale(case, expected_forward),
                             f"{case.function} forward", aside.mask)
                 outcome.forward_measure = m
             else:
                 wrt_target = (declared.differentiable_target and len(case.arrays) > 1
                               and case.arrays[1].dtype.kind == "f")
                 m = None
+                g_out = checks.grad_output_for(case, expected_forward.shape, seed)
                 for name, actual, expected in checks.gradients(impl, case, seed, wrt_target):
                     mask = aside.mask if aside.mask is not None and \
                         aside.mask.shape == expected.shape else None
                     g = measure(actual, expected, case.dtype, "gradient",
-                                checks.gradient_scale(case.function, expected),
+                                checks.gradient_scale(case, expected, g_out, name),
                                 f"{case.function} {name}", mask)
                     if m is None or (m.ok and not g.ok) or g.of_bound > m.of_bound:
                         m = Measure(m.ok and g.ok if m else g.ok, max(g.ulps, m.ulps if m else 0),

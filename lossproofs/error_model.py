@@ -24,6 +24,7 @@ import numpy as np
 from lossproofs import oracle
 from lossproofs.cases import Case
 from lossproofs.dtypes import BCE_EPSILON, eps, max_finite, smallest_subnormal, tiny
+from lossproofs.reference._kernels import _from_rows, _index_rows, _to_rows
 from lossproofs.strategies import extreme
 
 
@@ -81,85 +82,184 @@ def _accumulation_factor(n: int) -> float:
 
 def _softmax_pieces(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     with np.errstate(invalid="ignore", over="ignore"):
-        m = np.max(x, axis=1, keepdims=True)
+        m = np.max(x, axis=1, keepdims=True, initial=-np.inf)
         d = np.where(np.isneginf(x), 0.0, x - m)  # masked entries contribute exactly 0
         e = np.where(np.isneginf(x), 0.0, np.exp(d))
         y = e / e.sum(axis=1, keepdims=True)
     return m, d, y
 
 
-def error_floors(case: Case) -> tuple[np.ndarray, np.ndarray]:
-    """``(forward floor, gradient floor)``: magnitudes of the terms each formula combines."""
+def _class_rows(x: np.ndarray, axes: tuple[int, ...]):
+    """``x`` as rows ``(M, C)`` with the reduced ``axes`` last (C their product), and the
+    inverse that maps an array of rows back to ``x``'s shape. A 0-d input is one row of one."""
+    if x.ndim == 0:
+        return x.reshape(1, 1), lambda r: np.asarray(r).reshape(())
+    last = tuple(range(x.ndim - len(axes), x.ndim))
+    moved = np.moveaxis(x, axes, last)
+    c = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    m = int(np.prod(moved.shape[: x.ndim - len(axes)], dtype=np.int64))
+    return (moved.reshape(m, c),
+            lambda r: np.moveaxis(np.asarray(r).reshape(moved.shape), last, axes))
+
+
+def _reduced_axes(f: str, params: dict[str, Any], ndim: int) -> tuple[int, ...]:
+    dim = params["dim"]
+    dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+    return tuple(sorted(int(k) % max(ndim, 1) for k in dims)) if ndim else ()
+
+
+def floors(case: Case, grad_output: np.ndarray | None = None) -> dict[str, np.ndarray | None]:
+    """Magnitudes of the terms each formula combines, for any case the strategies draw.
+
+    Returns ``{"forward": …, "input gradient": …, "target gradient": …}``: the forward floor has
+    the result's shape (a 0-d array for ``sum``/``mean``: the floor's reduction), the gradient
+    floors the input's (target's) shape; the target floor is None where the target is not
+    differentiable. ``grad_output`` is the upstream gradient (as rounded to the dtype, in the
+    forward's shape); the case's own ``grad_output`` when None, else ones. Every case is mapped
+    to rows ``(M, C)`` — the softmax family along its ``dim`` (a tuple for logsumexp; 0-d is
+    one row of one), index losses as the reference does (``(C,)`` one row, ``(N, C, d…)`` its
+    N·d positions) — and the row floors mapped back.
+    """
     f = case.function
-    arrays, params, g = rounded_inputs(case)
-    x = arrays[0]
+    arrays, params = case.reference_args()
+    if grad_output is None:
+        grad_output = (np.ones(()) if case.grad_output is None
+                       else case.rounded(np.asarray(case.grad_output, dtype=np.float64)))
+    g = np.asarray(grad_output, dtype=np.float64)
     with np.errstate(all="ignore"):
         if f in extreme.SOFTMAX_FAMILY:
-            m, d, y = _softmax_pieces(x)
-            c = x.shape[1]
-            # S = Σ exp(d_j) is a sum of C terms: relative error up to A(C)·u (pairwise bound).
-            acc = _accumulation_factor(c)
-            if f == "softmax":
-                # y_i = exp(d_i)/S: exp of a rounded difference has relative error ≈ u·|d_i|.
-                fwd = y * (1 + np.abs(d) + acc)
-                grad = fwd * (np.abs(g) + acc * np.max(np.abs(g), axis=1, keepdims=True))
-            elif f == "log_softmax":
-                # (x − m) − log S: terms |d| and log S ≤ log C, plus the error of S itself.
-                fwd = 1 + np.abs(d) + np.log(c) + acc
-                # g − exp(lp)·Σg: exp of lp carries u·|lp| ≤ u·(|d| + log C) relative error.
-                grad = np.abs(g) + y * (1 + np.abs(d) + np.log(c) + acc) * acc * np.sum(
-                    np.abs(g), 1, keepdims=True)
-            else:
-                fwd = (np.abs(m) + np.log(c) + acc)[:, 0]  # m + log S
-                # torch's backward is g·exp(x − lse): the difference carries u·(|x| + |lse|).
-                scale = 1 + np.where(np.isfinite(x), np.abs(x), 0) + np.abs(m) + np.log(c) + acc
-                grad = np.abs(g)[:, None] * y * scale
-            return fwd, grad
+            return _softmax_family_floors(f, arrays[0], params, g)
         if f in extreme.INDEX_LOSSES:
             return _index_loss_floors(f, arrays, params, g)
         return _binary_floors(f, arrays, params, g, case.dtype)
 
 
+def error_floors(case: Case) -> tuple[np.ndarray, np.ndarray]:
+    """``(forward floor, gradient floor)`` with the case's own ``grad_output`` (see
+    :func:`floors`)."""
+    found = floors(case)
+    return found["forward"], found["input gradient"]
+
+
+def _softmax_family_floors(f, x, params, g):
+    # ``dtype=`` rounds the input once more before computing: that rounding is the input the
+    # reference sees too, so the term magnitudes are those of x (equal to within one rounding).
+    axes = _reduced_axes(f, params, x.ndim)
+    rows, back = _class_rows(np.asarray(x, dtype=np.float64), axes)
+    m, d, y = _softmax_pieces(rows)
+    c = rows.shape[1]
+    # S = Σ exp(d_j) is a sum of C terms: relative error up to A(C)·u (pairwise bound).
+    acc = _accumulation_factor(c)
+    log_c = np.log(max(c, 1))
+    if f == "logsumexp":
+        fwd = (np.abs(m) + log_c + acc)[:, 0]  # m + log S
+        out = np.delete(np.asarray(x.shape), axes) if x.ndim else np.zeros(0, int)
+        shape = (tuple(1 if i in axes else n for i, n in enumerate(x.shape))
+                 if params.get("keepdim") else tuple(int(n) for n in out))
+        gr = np.broadcast_to(g, shape).reshape(-1) if x.ndim else g.reshape(1)
+        # torch's backward is g·exp(x − lse): the difference carries u·(|x| + |lse|).
+        scale = 1 + np.where(np.isfinite(rows), np.abs(rows), 0) + np.abs(m) + log_c + acc
+        grad = np.abs(gr)[:, None] * y * scale
+        return {"forward": fwd.reshape(shape), "input gradient": back(grad),
+                "target gradient": None}
+    gr, _ = _class_rows(np.broadcast_to(g, x.shape), axes)
+    if f == "softmax":
+        # y_i = exp(d_i)/S: exp of a rounded difference has relative error ≈ u·|d_i|.
+        fwd = y * (1 + np.abs(d) + acc)
+        # y ⊙ (g − Σ g⊙y): the row sum Σ g⊙y has C terms, each at most max|g|.
+        grad = fwd * (np.abs(gr) + acc * np.max(np.abs(gr), axis=1, keepdims=True))
+    else:
+        # (x − m) − log S: terms |d| and log S ≤ log C, plus the error of S itself.
+        fwd = 1 + np.abs(d) + log_c + acc
+        # g − exp(lp)·Σg: exp of lp carries u·(|d| + log C) relative error; Σg has C terms.
+        grad = np.abs(gr) + y * (1 + np.abs(d) + log_c + acc) * acc * np.sum(
+            np.abs(gr), 1, keepdims=True)
+    return {"forward": back(fwd), "input gradient": back(grad), "target gradient": None}
+
+
 def _reduce_floor(per_element: np.ndarray, reduction: str, den: float) -> np.ndarray:
     if reduction == "none":
         return per_element
+    # Σ of n terms: A(n) times the sum of their floors; mean divides by its denominator.
     total = np.sum(per_element) * _accumulation_factor(per_element.size)
     return np.asarray(total / den if reduction == "mean" and den else total)
 
 
+def _upstream_rows(g: np.ndarray, reduction: str, den: float, loss_shape) -> np.ndarray:
+    """|∂(reduced loss)/∂ℓ_i·g| per row: |g_i| (none), |g| (sum), |g|/D (mean)."""
+    per = np.abs(np.broadcast_to(g, loss_shape)).reshape(-1)
+    return per / den if reduction == "mean" else per
+
+
 def _index_loss_floors(f, arrays, k, g):
     x, t = arrays
-    rows, c = x.shape
-    w = k.get("weight", np.ones(c))
-    eps = k.get("label_smoothing", 0.0)
+    rows, loss_shape = _to_rows(np.asarray(x, dtype=np.float64))
+    n, c = rows.shape
     red = k.get("reduction", "mean")
-    wt = w[t]
-    den = float(wt.sum()) if red == "mean" else 1.0
-    with np.errstate(all="ignore"):
-        if f == "nll_loss":
-            per = np.abs(wt * x[np.arange(rows), t])
-            grad = np.zeros_like(x)
-            grad[np.arange(rows), t] = np.abs(wt * np.broadcast_to(g, (rows,))) / den
-            return _reduce_floor(per, red, den), grad
-        _, d, y = _softmax_pieces(x)
-        acc = _accumulation_factor(c)
-        lp_terms = 1 + np.abs(d) + np.log(c) + acc  # as for log_softmax
-        per = (1 - eps) * wt * lp_terms[np.arange(rows), t]
-        if eps > 0:
-            per = per + eps / c * np.sum(w * lp_terms, axis=1)
-        onehot = np.zeros_like(x)
-        onehot[np.arange(rows), t] = 1
-        scale = np.abs(np.broadcast_to(g, (rows,)))[:, None] / den
-        py = y * (1 + np.abs(d) + acc)  # |p| with its conditioning, as for softmax
-        grad = scale * ((1 - eps) * wt[:, None] * (py + onehot)
-                        + eps / c * acc * (py * w.sum() + w))
-        return _reduce_floor(per, red, den), grad
+    eps = k.get("label_smoothing", 0.0) if f == "cross_entropy" else 0.0
+    probabilities = f == "cross_entropy" and t.shape == x.shape and t.dtype.kind == "f"
+    if probabilities:
+        return _probability_target_floors(rows, _to_rows(t)[0], x.shape, loss_shape, k, g, eps)
+    kept, safe_t, wt, w = _index_rows(t, k.get("weight"), c, k.get("ignore_index", -100))
+    w = np.abs(w)
+    wt = np.abs(wt)  # w[t_i], 0 where t_i is ignored (torch returns exactly 0 there)
+    den = float(np.sum(wt)) if red == "mean" else 1.0
+    at_t = np.arange(n), safe_t
+    s = np.where(kept, _upstream_rows(g, red, den, loss_shape), 0.0)
+    if c == 0:
+        zero = np.zeros((n, 0))
+        return {"forward": _reduce_floor(np.zeros(loss_shape), red, den),
+                "input gradient": _from_rows(zero, x.shape), "target gradient": None}
+    if f == "nll_loss":
+        # ℓ_i = −w[t_i]·x[i, t_i]: one product, relative error u.
+        per = wt * np.where(kept, np.abs(rows[at_t]), 0.0)
+        grad = np.zeros_like(rows)
+        grad[at_t] = wt * s  # −w[t]·g/D at the target, exactly 0 elsewhere
+        return {"forward": _reduce_floor(per.reshape(loss_shape), red, den),
+                "input gradient": _from_rows(grad, x.shape), "target gradient": None}
+    _, d, y = _softmax_pieces(rows)
+    acc = _accumulation_factor(c)
+    lp_terms = 1 + np.abs(d) + np.log(c) + acc  # as for log_softmax
+    per = (1 - eps) * wt * lp_terms[at_t]
+    if eps > 0:
+        # (ε/C)·Σ_c w_c·(−lp_c) for a kept target.
+        per = per + np.where(kept, eps / c * np.sum(w * lp_terms, axis=1), 0.0)
+    onehot = np.zeros_like(rows)
+    onehot[at_t] = 1
+    py = y * (1 + np.abs(d) + acc)  # |p| with its conditioning, as for softmax
+    # s·[(1−ε)·w_t·(p − e_t) + (ε/C)·(p·Σw − w)]: the magnitudes of each product.
+    grad = s[:, None] * ((1 - eps) * wt[:, None] * (py + onehot)
+                         + eps / c * acc * (py * w.sum() + w))
+    return {"forward": _reduce_floor(per.reshape(loss_shape), red, den),
+            "input gradient": _from_rows(grad, x.shape), "target gradient": None}
+
+
+def _probability_target_floors(rows, t_rows, shape, loss_shape, k, g, eps):
+    n, c = rows.shape
+    red = k.get("reduction", "mean")
+    w = np.abs(k.get("weight", np.ones(c)))
+    den = float(n) if red == "mean" else 1.0  # mean divides by numel/C (pytorch#61309)
+    s = _upstream_rows(g, red, den, loss_shape)
+    # T = t·(1 − ε) + ε/C: one product and one sum per element, magnitudes |t|(1 − ε) + ε/C.
+    tw = (np.abs(t_rows) * (1 - eps) + (eps / c if eps > 0 else 0.0)) * w
+    _, d, y = _softmax_pieces(rows)
+    acc = _accumulation_factor(c)
+    lp_terms = 1 + np.abs(d) + np.log(max(c, 1)) + acc  # as for log_softmax
+    # ℓ_i = −Σ_c lp_c·T_c·w_c: a sum of C products, A(C) times their magnitudes.
+    per = acc * np.sum(tw * lp_terms, axis=1)
+    py = y * (1 + np.abs(d) + acc)  # |p| with its conditioning, as for softmax
+    # s·(p·Σ_c T_c w_c − T⊙w): the row sum has C terms.
+    grad = s[:, None] * (py * acc * np.sum(tw, axis=1, keepdims=True) + tw)
+    # ∂ℓ/∂t = −lp·w·(1 − ε)·s: products of lp (with its floor) and the factors.
+    target = s[:, None] * w * (1 - eps) * lp_terms
+    return {"forward": _reduce_floor(per.reshape(loss_shape), red, den),
+            "input gradient": _from_rows(grad, shape), "target gradient": _from_rows(target, shape)}
 
 
 def _binary_floors(f, arrays, k, g, dtype):
     x, y = arrays
     red = k.get("reduction", "mean")
-    w = k.get("weight", np.ones_like(x))
+    w = np.abs(np.broadcast_to(k.get("weight", np.ones(())), x.shape))
     n = x.size
     den = float(n) if red == "mean" else 1.0
     gs = np.abs(np.broadcast_to(g, x.shape)) / den
@@ -167,20 +267,31 @@ def _binary_floors(f, arrays, k, g, dtype):
         if f == "binary_cross_entropy":
             log_q = np.maximum(np.log1p(-x), -100)
             log_p = np.maximum(np.log(x), -100)
-            per = np.abs(w) * (np.abs(y - 1) * np.abs(log_q) + np.abs(y) * np.abs(log_p))
+            per = w * (np.abs(y - 1) * np.abs(log_q) + np.abs(y) * np.abs(log_p))
             # torch forms g·(p − y) before dividing by max(p(1 − p), ε): when that product is
             # subnormal it carries an absolute error of half the subnormal spacing.
             subnormal = smallest_subnormal(dtype)
-            grad = gs * np.abs(w) * (np.abs(x - y) + subnormal / eps(dtype)) / (
+            grad = gs * w * (np.abs(x - y) + subnormal / eps(dtype)) / (
                 np.maximum((1 - x) * x, BCE_EPSILON))
-            return _reduce_floor(per, red, den), grad
-        pw = k.get("pos_weight", np.ones_like(x))
-        lw = (pw - 1) * y + 1
+            # ∂ℓ/∂y = −(log p − log1p(−p))·w·g: the two logarithms' magnitudes.
+            target = gs * w * (np.abs(np.log(x)) + np.abs(np.log1p(-x)))
+            return {"forward": _reduce_floor(per, red, den), "input gradient": grad,
+                    "target gradient": target}
+        pw = np.broadcast_to(k.get("pos_weight", np.ones(())), x.shape)
+        # lw = (pw − 1)·y + 1 is formed in the dtype: its terms |pw − 1|·|y| and 1 (it cancels
+        # for pw·y near 0 and y near 1).
+        lw_terms = np.abs(pw - 1) * np.abs(y) + 1
         logsig = np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))
-        per = np.abs(w) * (np.abs(1 - y) * np.abs(x) + np.abs(lw) * np.abs(logsig))
+        per = w * (np.abs(1 - y) * np.abs(x) + lw_terms * np.abs(logsig))
         sig = 1 / (1 + np.exp(-x))
-        grad = gs * np.abs(w) * (np.abs(pw * y + 1 - y) * sig + np.abs(pw * y))
-        return _reduce_floor(per, red, den), grad
+        # ((pw·y + 1 − y)·σ(x) − pw·y)·w·g: the coefficient's terms |pw·y|, 1 and |y|.
+        grad = gs * w * ((np.abs(pw * y) + 1 + np.abs(y)) * sig + np.abs(pw * y))
+        # ∂ℓ/∂y = (log σ(−x) − pw·log σ(x))·w·g (−x·w·g without pos_weight): the two terms.
+        log_sig_neg = np.minimum(-x, 0) - np.log1p(np.exp(-np.abs(x)))
+        target = gs * w * (np.abs(x) if "pos_weight" not in k or k["pos_weight"] is None
+                           else np.abs(log_sig_neg) + np.abs(pw * logsig))
+        return {"forward": _reduce_floor(per, red, den), "input gradient": grad,
+                "target gradient": target}
 
 
 def floored_ulps(actual: np.ndarray, expected: np.ndarray, floor: np.ndarray,

@@ -30,9 +30,16 @@ class Tolerance:
 
 _EPS = {dtype: eps(dtype) for dtype in DTYPES}  # 2⁻⁵², 2⁻²³, 2⁻¹⁰, 2⁻⁷
 
-# Scale: ``atol`` multiplies the case's error scale (lossproofs.checks.error_scale: Σ|ℓ_i| for
-# reductions, max|expected| otherwise, never below 1), so a bound in units of ε covers
-# cancellation in x − logsumexp(x) and in sums of terms of either sign.
+# Scale: ``atol`` multiplies the case's error scale, so a bound in units of ε covers
+# cancellation in x − logsumexp(x) and in sums of terms of either sign. Reduced outputs: one
+# scale, Σ|ℓ_i| (lossproofs.checks.error_scale, never below 1). Unreduced outputs and gradients:
+# one scale per element (checks.forward_scale, checks.gradient_scale), the error model's floor
+# for that element (lossproofs.error_model.floors: the magnitudes of the terms its formula
+# combines), capped at the whole-result scale max|expected| (≥ 1; 1 for elementwise gradients),
+# so a small element is bounded by its own terms, not by the largest element's.
+# Representability floor: checks.compare never takes the scale below the dtype's smallest normal
+# (lossproofs.dtypes.tiny): there the spacing stops shrinking at the subnormal step tiny·ε, which
+# a correctly rounded result may miss by half, so atol·tiny allows atol/ε such steps.
 TOLERANCES: dict[tuple[str, str], Tolerance] = {
     ("float64", "forward"): Tolerance(
         16 * _EPS["float64"], 16 * _EPS["float64"],
