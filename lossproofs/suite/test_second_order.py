@@ -1,9 +1,12 @@
 """Second order: torch's gradcheck/gradgradcheck on the implementation, and Hessian-vector
-products of cross_entropy, nll_loss∘log_softmax and BCE-with-logits against closed forms.
+products of every function with a closed form (``reference.<name>_hvp``) and of
+nll_loss∘log_softmax against closed forms.
 
-All in float64 (finite differences need it). BCE inputs keep away from the clamp at 0 and 1,
-where the loss is not differentiable, and from the flat tails, where a finite difference of
-step 1e-6 is all rounding.
+gradcheck and gradgradcheck run in float64 (finite differences need it: torch refuses anything
+narrower). The Hessian-vector products and the explicit Hessian run in float64 and float32,
+compared with the tolerance table's gradient row at ``checks.gradient_scale``. BCE inputs keep
+away from the clamp at 0 and 1, where the loss is not differentiable, and from the flat tails,
+where a finite difference of step 1e-6 is all rounding.
 """
 
 import numpy as np
@@ -15,12 +18,14 @@ from hypothesis.extra import numpy as hnp
 
 from lossproofs import checks, reference, strategies
 from lossproofs.cases import Case
-from lossproofs.specs import FUNCTION_NAMES, SPECS
+from lossproofs.registry import FUNCTION_NAMES, LOSSES
 from lossproofs.strategies import class_dim
 from lossproofs.suite._support import require, skip_known_issues
 from lossproofs.tolerances import tolerance
 
 F64 = "float64"
+SECOND_ORDER_DTYPES = ("float64", "float32")
+HVP_FUNCTIONS = tuple(name for name, loss in LOSSES.items() if loss.has_hvp)
 
 
 def _differentiable(case: Case) -> Case:
@@ -47,7 +52,7 @@ def _functional(impl, case: Case, wrt_target: bool):
 def test_gradcheck_and_gradgradcheck(impl, function, data):
     """torch.autograd's finite-difference checks of first and second derivatives."""
     require(impl, function)
-    spec = SPECS[function]
+    spec = LOSSES[function]
     case = _differentiable(data.draw(spec.cases(F64), label="case"))
     skip_known_issues(impl, case)
     assume(case.arrays[0].size > 0)  # gradcheck rejects empty inputs; nothing to check there
@@ -87,9 +92,10 @@ def _check_hvp(impl, case: Case, seed: int, compose: bool = False):
         fn = lambda z: impl.get(case.function)(z, *rest, **kwargs)  # noqa: E731
     out_shape = tuple(fn(x).shape)
     rng = np.random.default_rng(seed)
-    g = rng.uniform(-2, 2, out_shape)
-    v = rng.uniform(-1, 1, tuple(x.shape))
-    actual = _hvp(fn, x, torch.from_numpy(g), torch.from_numpy(v))
+    # g and v in the case's dtype; the reference sees exactly those values.
+    g = case.rounded(rng.uniform(-2, 2, out_shape))
+    v = case.rounded(rng.uniform(-1, 1, tuple(x.shape)))
+    actual = _hvp(fn, x, torch.from_numpy(g).to(x.dtype), torch.from_numpy(v).to(x.dtype))
     arrays, params = case.reference_args()
     if compose:
         params = {k: p for k, p in params.items() if k != "label_smoothing"}
@@ -99,40 +105,45 @@ def _check_hvp(impl, case: Case, seed: int, compose: bool = False):
                          checks.gradient_scale(case.function, np.asarray(expected)))
 
 
-@given(case=strategies.cross_entropy_cases(F64), seed=st.integers(0, 2**32 - 1))
-def test_cross_entropy_hvp_matches_closed_form(impl, case, seed):
-    """H = diag(p) − ppᵀ per row, scaled by weights, smoothing and the reduction."""
-    require(impl, "cross_entropy")
+dtypes = pytest.mark.parametrize("dtype", SECOND_ORDER_DTYPES)
+
+
+@dtypes
+@pytest.mark.parametrize("function", HVP_FUNCTIONS)
+@given(data=st.data(), seed=st.integers(0, 2**32 - 1))
+def test_hvp_matches_closed_form(impl, function, dtype, data, seed):
+    """H·v by double backward against ``reference.<function>_hvp``: for cross_entropy
+    H = diag(p) − ppᵀ per row, scaled by weights, smoothing and the reduction; for
+    BCE-with-logits diag(σ(x)(1 − σ(x))·(pw·y + 1 − y)·w), scaled by the reduction."""
+    require(impl, function)
+    case = data.draw(LOSSES[function].cases(dtype), label="case")
     _check_hvp(impl, _differentiable(case), seed)
 
 
-@given(case=strategies.nll_loss_cases(F64, function="cross_entropy"),
-       seed=st.integers(0, 2**32 - 1))
-def test_nll_of_log_softmax_hvp_matches_closed_form(impl, case, seed):
+@dtypes
+@given(data=st.data(), seed=st.integers(0, 2**32 - 1))
+def test_nll_of_log_softmax_hvp_matches_closed_form(impl, dtype, data, seed):
     """The composed form has the same Hessian as the fused one (no smoothing)."""
     require(impl, "nll_loss", "log_softmax")
+    case = data.draw(strategies.nll_loss_cases(dtype, function="cross_entropy"), label="case")
     _check_hvp(impl, _differentiable(case), seed, compose=True)
 
 
-@given(case=strategies.binary_cross_entropy_with_logits_cases(F64),
-       seed=st.integers(0, 2**32 - 1))
-def test_bce_with_logits_hvp_matches_closed_form(impl, case, seed):
-    """H = diag(σ(x)(1 − σ(x))·(pw·y + 1 − y)·w), scaled by the reduction."""
-    require(impl, "binary_cross_entropy_with_logits")
-    _check_hvp(impl, _differentiable(case), seed)
-
-
+@dtypes
 @given(x=hnp.arrays(np.float64, (3, 4), elements=st.floats(-5, 5)), seed=st.integers(0, 99))
-def test_cross_entropy_hessian_is_diag_p_minus_ppt(impl, x, seed):
+def test_cross_entropy_hessian_is_diag_p_minus_ppt(impl, dtype, x, seed):
     """The textbook form on one explicit Hessian: sum-reduced CE, H_i = diag(p_i) − p_i p_iᵀ."""
     require(impl, "cross_entropy")
-    t = torch.from_numpy(np.random.default_rng(seed).integers(0, 4, 3))
-    h = torch.autograd.functional.hessian(
-        lambda z: impl.cross_entropy(z, t, reduction="sum"), torch.from_numpy(x))
-    p = np.exp(x - x.max(1, keepdims=True))
-    p /= p.sum(1, keepdims=True)
+    t = np.random.default_rng(seed).integers(0, 4, 3)
+    case = Case("cross_entropy", (x, t), {"reduction": "sum"}, dtype)
+    (xt, tt), kw = case.torch_args()
+    h = torch.autograd.functional.hessian(lambda z: impl.cross_entropy(z, tt, **kw), xt,
+                                          vectorize=True)
+    (xr, _), _ = case.reference_args()
+    p = reference.softmax(xr, 1)
     expected = np.zeros((3, 4, 3, 4))
     for i in range(3):
         expected[i, :, i, :] = np.diag(p[i]) - np.outer(p[i], p[i])
-    c = checks.compare(checks.to_numpy(h), expected, F64, "gradient")
-    assert c.ok, c.message("CE Hessian vs diag(p) − ppᵀ", checks.to_numpy(h), expected)
+    checks.assert_agrees(checks.to_numpy(h), expected, case, "gradient",
+                         "CE Hessian vs diag(p) − ppᵀ",
+                         checks.gradient_scale("cross_entropy", expected))
