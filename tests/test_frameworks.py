@@ -222,6 +222,8 @@ def run_record(module, record) -> np.ndarray:
     kwargs = {k: (torch.tensor(v, dtype=torch.float64).to(dtype)
                   if k in ("weight", "pos_weight") else v)
               for k, v in a.get("kwargs", {}).items()}
+    if isinstance(kwargs.get("dim"), list):
+        kwargs["dim"] = tuple(kwargs["dim"])
     fn = getattr(module, record["function"])
     if record["direction"] == "gradient":
         leaf = tensors[0 if a["wrt"] == "input" else 1].requires_grad_()
@@ -246,6 +248,8 @@ def test_findings_are_well_formed():
         names.add((r["framework"], r["function"], r["name"]))
         if r["kind"] == "silent acceptance of bad input":
             assert isinstance(r["mathematical_result"], str)
+        elif isinstance(r["framework_result"], str):
+            assert r["framework_result"].startswith("raises ")
         else:
             assert np.shape(r["framework_result"]) == np.shape(r["mathematical_result"])
 
@@ -258,6 +262,11 @@ def test_finding_still_reproduces(record):
     result: this fails once the framework is fixed (then update or remove the record)."""
     module = load(record["framework"])
     dtype = getattr(torch, record["dtype"])
+    if isinstance(record["framework_result"], str):  # "raises TypeError"
+        with pytest.raises(Exception) as info:
+            run_record(module, record)
+        assert type(info.value).__name__ == record["framework_result"].removeprefix("raises ")
+        return
     actual = np.atleast_1d(run_record(module, record)).ravel()
     observed = np.atleast_1d(np.asarray(record["framework_result"], dtype=np.float64)).ravel()
     assert actual.shape == observed.shape

@@ -4,7 +4,8 @@ framework targets (``lossproofs.frameworks.*_losses``).
 Each record is reproducible through the target module of its framework: call
 ``<module>.<function>(input, target, **kwargs)`` on tensors of ``dtype`` built from ``args``
 (``input``, optional ``target`` and ``target_dtype``, ``kwargs``; for a gradient record,
-``grad_output`` and ``wrt``), and the framework returns ``framework_result``. The value the
+``grad_output`` and ``wrt``; a list ``dim`` is a tuple of dims), and the framework returns
+``framework_result`` (``"raises <ExceptionType>"`` where it raises). The value the
 mathematics gives is ``mathematical_result`` (a string where the input is invalid and the only
 right answer is an error), derived in ``why``. ``tests/test_frameworks.py`` re-runs every record
 and fails when the framework stops diverging (so a fix upstream shows up).
@@ -460,18 +461,57 @@ FINDINGS: list[dict] = [
         "framework": "tinygrad",
         "function": "nll_loss",
         "framework_function": "Tensor.nll_loss",
-        "name": "sum over zero-weight targets is −0.0",
+        "name": "weighted mean over a zero total weight returns the unweighted loss "
+                "(batch of one)",
         "dtype": "float32",
-        "args": {"input": [[0.1, 0.2, 0.3], [0.3, 0.2, 0.1]], "target": [0, 1],
-                 "kwargs": {"reduction": "sum", "weight": [0.0, 0.0, 1.0]}},
-        "framework_result": -0.0,
-        "mathematical_result": 0.0,
+        "args": {"input": [[-1.5, -2.0]], "target": [0],
+                 "kwargs": {"reduction": "mean", "weight": [0.0, 1.0]}},
+        "framework_result": [1.5],
+        "mathematical_result": [NAN],
         "direction": "forward",
-        "kind": "convention",
+        "kind": "divergence",
         "upstream": "",
-        "why": "The weighted sum Σ −w[t]·x[t] with every used weight 0 is 0; tinygrad negates "
-               "after multiplying (−(x·0) = −0.0) and returns −0.0 where torch returns +0.0. "
-               "Numerically equal, but visible in printed losses and in copysign/signbit. With "
-               "reduction='mean' tinygrad gives NaN (0/0), as torch does.",
+        "why": "The weighted mean Σ −w[t_i]·x[i, t_i] / Σ w[t_i] is 0/0 when every used weight "
+               "is 0: undefined, NaN in torch and in IEEE arithmetic. tinygrad returns 1.5 = "
+               "−x[0, 0], the unweighted loss, and the gradient [−1, 0] instead of NaN: its "
+               "graph rewriter simplifies (a·b)/b to a without the b ≠ 0 condition (plain "
+               "tinygrad: (Tensor([3.])*Tensor([0.])).sum()/Tensor([0.]).sum() is 3.0). With "
+               "two or more samples the sum is not simplified and the result is NaN, so the "
+               "answer depends on the batch size. Related tinygrad#12409 (no NaN spec).",
+    },
+    {
+        "framework": "tinygrad",
+        "function": "nll_loss",
+        "framework_function": "Tensor.nll_loss",
+        "name": "mean over only ignored targets is −0.0 for a batch of one",
+        "dtype": "float32",
+        "args": {"input": [[-1.5, -2.0]], "target": [-100],
+                 "kwargs": {"reduction": "mean", "ignore_index": -100}},
+        "framework_result": [-0.0],
+        "mathematical_result": [NAN],
+        "direction": "forward",
+        "kind": "divergence",
+        "upstream": "",
+        "why": "With every target ignored the mean is 0/0 (no kept targets): NaN in torch. "
+               "tinygrad's masked_weight = w·(Y ≠ ignore_index) is 0 and the same (a·b)/b → a "
+               "rewrite leaves −gather(x)·… = −0.0 for a batch of one (NaN for two or more), "
+               "so an all-padding batch of one contributes a silent 0 to the loss.",
+    },
+    {
+        "framework": "tinygrad",
+        "function": "logsumexp",
+        "framework_function": "Tensor.logsumexp",
+        "name": "logsumexp over a tuple of dims with keepdim=False raises TypeError",
+        "dtype": "float64",
+        "args": {"input": [[-5.0], [5.0]], "kwargs": {"dim": [0, 1], "keepdim": False}},
+        "framework_result": "raises TypeError",
+        "mathematical_result": 5.000045398899217,
+        "direction": "forward",
+        "kind": "divergence",
+        "upstream": "",
+        "why": "logsumexp over both dims of [[−5], [5]] is 5 + log1p(e^−10) = 5.0000453989. "
+               "Tensor.logsumexp accepts a tuple axis (keepdim=True works) but with "
+               "keepdim=False it calls m.squeeze(axis) with the tuple, and squeeze raises "
+               "TypeError: '<=' not supported between instances of 'int' and 'tuple'.",
     },
 ]
