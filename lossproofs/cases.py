@@ -19,7 +19,7 @@ from lossproofs.dtypes import DTYPES, torch_dtype  # noqa: F401  (DTYPES re-expo
 LAYOUTS = ("contiguous", "transposed", "sliced", "expanded")
 
 # Argument names that hold floating tensors (converted to the case's dtype).
-_FLOAT_KWARGS = ("weight", "pos_weight")
+_FLOAT_KWARGS = ("weight", "pos_weight", "linear_bias")
 
 
 def lay_out(t: torch.Tensor, layout: str) -> torch.Tensor:
@@ -153,7 +153,10 @@ class Case:
     # -- reporting -----------------------------------------------------------------------------
     def reproduction(self) -> str:
         """A copy-pasteable script that runs this case through torch and the reference."""
-        names = ("input", "target")
+        from lossproofs.registry import LOSSES  # late: the registry imports this module
+
+        declared = LOSSES.get(self.function)
+        names = declared.arguments if declared is not None else ("input", "target")
         lines = ["import numpy as np, torch", "import torch.nn.functional as F",
                  "from lossproofs import reference"]
         if self.sources:

@@ -331,3 +331,58 @@ def check_rejects(impl: Target, case: Case,
         return Outcome("pass", [])
     return Outcome("fail", [], "", f"{impl.name} accepted {case.function} input that has no "
                                    f"loss without an error ({case.params})")
+
+
+# -- the linear kind (linear_cross_entropy): its own error scales ----------------------------------
+def linear_error_scales(case: Case, grad_output: np.ndarray | None = None) -> dict[str, float]:
+    """Error scales (``atol`` multipliers) for the forward value and the three gradients of a
+    ``linear_cross_entropy`` case (kind ``"linear"``), from first-order error propagation
+    through ``z = x·Wᵀ + b`` with the logit bounds ``A_n = max_c(Σ_i |x_ni||W_ci| + |b_c|)``
+    (:func:`lossproofs.linear_targets.logit_bounds`: a logit is off by ``u·A_n``, u the dtype's
+    unit roundoff) and the terms ``(|G|, M, H)`` of
+    :func:`lossproofs.linear_targets.logit_gradient_terms`:
+
+    - forward: ``Σ_n ‖G_n‖₁·A_n`` (the loss moves by ``Σ_c G_nc·δz_nc``), and never below
+      cross_entropy's own scale at the logits (:func:`error_scale`: the summation error of the
+      loss terms);
+    - gradients: ``E = M + 2·A_n·H`` bounds the error of ``∂L/∂z`` in units of u (rounding of
+      its terms, plus p's change under the logits' error), and the two matmuls propagate it
+      together with their own rounding of the products: input ``max (E·|W2|)``, weight
+      ``max (Eᵀ·|x|)``, bias ``max Σ_n E_n``.
+
+    Each is at least 1. For ``reduction="none"`` the forward scale is the largest row's. A row
+    whose ``A_n`` is not finite (a NaN or inf activation) adds nothing: its logits are not
+    finite and compare as NaN/inf, and an ignored row (``G_n = 0``) is no term of the loss.
+    """
+    from lossproofs import reference
+    from lossproofs.linear_targets import _logits, logit_bounds, logit_gradient_terms
+
+    arrays, params = case.reference_args()
+    x, w, t = arrays
+    a = logit_bounds(case)
+    a = np.where(np.isfinite(a), a, 0.0)
+    fwd_expected = np.asarray(reference.linear_cross_entropy(x, w, t, **params))
+    if grad_output is None:
+        grad_output = np.ones(fwd_expected.shape)
+    plan_case = Case("cross_entropy",
+                     (np.asarray(_logits(case)), t),
+                     {k: v for k, v in params.items() if k not in ("linear_bias",)
+                      and not (k == "ignore_index" and v is None)},
+                     "float64")
+    ce_scale = error_scale(plan_case, fwd_expected)
+    g1, _, _ = logit_gradient_terms(case, np.ones(fwd_expected.shape))
+    row = np.sum(g1, axis=1) * a
+    fwd = float(np.max(row, initial=0.0)) if params.get("reduction", "mean") == "none" else (
+        float(np.sum(row)))
+    _, m, h = logit_gradient_terms(case, grad_output)
+    e = m + 2.0 * a[:, None] * h
+    x2 = np.abs(np.atleast_2d(x))
+    x2 = np.where(np.isfinite(x2), x2, 0.0)
+    w2 = np.abs(w.reshape(-1, w.shape[-1]))
+    return {
+        "forward": max(1.0, ce_scale, fwd),
+        "input": max(1.0, float(np.max(e @ w2, initial=0.0))),
+        "linear_weight": max(1.0, float(np.max(e.T @ x2, initial=0.0))),
+        "linear_bias": max(1.0, float(np.max(np.sum(e, axis=0), initial=0.0))),
+        "target": 1.0,
+    }

@@ -18,6 +18,11 @@ _X = np.array([[0.5, -1.0, 2.0, 0.0], [1.0, 0.25, -0.5, 3.0], [0.0, 0.0, 1.0, -2
 _T = np.array([0, 3, 1])
 _P = np.array([[0.2, 0.7], [0.9, 0.1]])
 _Y = np.array([[0.0, 1.0], [1.0, 0.0]])
+# linear_cross_entropy: input (N, in) = (4, 3), linear_weight (C, in) = (5, 3), targets (N,)
+_LX = np.array([[0.5, -1.0, 2.0], [1.0, 0.25, -0.5], [0.0, 0.75, 1.0], [-1.5, 0.5, 0.25]])
+_LW = np.array([[1.0, 0.0, -0.5], [0.25, 1.5, 0.0], [-1.0, 0.5, 0.5], [0.0, -0.25, 1.0],
+                [0.5, 0.5, -1.0]])
+_LT = np.array([0, 4, 2, 1])
 
 
 @dataclass(frozen=True)
@@ -125,4 +130,36 @@ ERROR_CASES: tuple[ErrorCase, ...] = (
         ErrorCase("integer input", fn, (_T, 0), exception=NotImplementedError),
     )),
     ErrorCase("dim out of range", "logsumexp", (_X, 2), exception=IndexError, argument="dim"),
+    # -- linear_cross_entropy: torch's reference path (linear, then cross_entropy) ------------
+    *(ErrorCase(name, "linear_cross_entropy", args, kwargs, exception, argument)
+      for name, args, kwargs, exception, argument in (
+          ("0-d input", (np.array(_LX[0, 0]), _LW, _LT), {}, RuntimeError, "input"),
+          ("in_features mismatch", (_LX, _LW[:, :2], _LT), {}, RuntimeError, "linear_weight"),
+          ("bias of the wrong shape", (_LX, _LW, _LT), {"linear_bias": np.zeros(4)},
+           RuntimeError, "linear_bias"),
+          ("linear_weight of another dtype", (_LX, _LW.astype(np.float32), _LT), {},
+           RuntimeError, "linear_weight"),
+          ("int32 target", (_LX, _LW, _LT.astype(np.int32)), {}, RuntimeError, "target"),
+          ("unknown reduction", (_LX, _LW, _LT), {"reduction": "avg"}, ValueError,
+           "reduction"),
+          ("target out of bounds", (_LX, _LW, np.array([0, 4, 9, 1])), {}, IndexError,
+           "target"),
+          ("negative target that is not ignore_index", (_LX, _LW, np.array([0, 4, -3, 1])), {},
+           IndexError, "target"),
+          ("target shorter than the batch", (_LX, _LW, _LT[:3]), {}, ValueError, "target"),
+          ("target longer than the batch", (_LX, _LW, np.concatenate([_LT, _LT])), {},
+           ValueError, "target"),
+          ("class weight too short", (_LX, _LW, _LT), {"weight": np.ones(4)}, RuntimeError,
+           "weight"),
+          ("class weight too long", (_LX, _LW, _LT), {"weight": np.ones(6)}, RuntimeError,
+           "weight"),
+          ("class weight of another dtype", (_LX, _LW, _LT),
+           {"weight": np.ones(5, dtype=np.float32)}, RuntimeError, "weight"),
+          ("bias of another dtype", (_LX, _LW, _LT),
+           {"linear_bias": np.zeros(5, dtype=np.float32)}, RuntimeError, "linear_bias"),
+          ("float ignore_index", (_LX, _LW, _LT), {"ignore_index": 1.0}, TypeError,
+           "ignore_index"),
+          ("integer input", (_LX.astype(np.int64), _LW.astype(np.int64), _LT), {},
+           NotImplementedError, "input"),
+      )),
 )

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lossproofs import reference
-from lossproofs.cases import Case, lay_out, torch_dtype
+from lossproofs.cases import Case
 
 FUNCTION = "linear_cross_entropy"
 ACC_POLICIES = ("accurate", "balanced", "compact", "auto")
@@ -48,9 +48,10 @@ def chunk_size(kind: str, n: int) -> int:
 
     ``"non-divisor"`` is the smallest k ≥ 2 that does not divide n (so the last chunk is
     shorter and at least two chunks run); for n ≤ 2 none exists below n and it is n + 1.
+    A positive decimal integer is that size, whatever n.
     """
-    if kind == "1":
-        return 1
+    if kind.isdigit() and int(kind) >= 1:
+        return int(kind)
     if kind == "at least N":
         return n + 3
     if kind == "non-divisor":
@@ -156,7 +157,11 @@ def nn_module(config: ChunkedConfig | None = None) -> Callable[..., torch.Tensor
         num_classes, *out_features, in_features = linear_weight.shape
         module = nn.LinearCrossEntropyLoss(
             in_features, num_classes, out_features=tuple(out_features),
-            bias=linear_bias is not None, dtype=linear_weight.dtype, reduction=reduction,
+            bias=linear_bias is not None,
+            # the caller's tensors replace the parameters: an integer weight is bad input for
+            # the forward to reject, not for the module's constructor
+            dtype=linear_weight.dtype if linear_weight.is_floating_point() else None,
+            reduction=reduction,
             weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing,
             options=None if config is None else config.options(_batch(input), input.dtype))
         params = {"linear.weight": linear_weight.reshape(-1, in_features)}
@@ -167,37 +172,39 @@ def nn_module(config: ChunkedConfig | None = None) -> Callable[..., torch.Tensor
     return linear_cross_entropy
 
 
-def target(fn: Callable[..., torch.Tensor], name: str | None = None):
-    """A :class:`~lossproofs.targets.Target` providing ``linear_cross_entropy`` = ``fn``."""
-    from lossproofs.targets import Target  # late: the registry refactor imports heavily
+def target(fn: Callable[..., torch.Tensor], name: str | None = None,
+           families: frozenset[str] = frozenset()):
+    """A :class:`~lossproofs.targets.Target` providing ``linear_cross_entropy`` = ``fn``, of
+    ``families`` (whose ledger divergences are then expected of it)."""
+    from lossproofs.targets import Target  # late: the targets import the registry
 
-    return Target(name or getattr(fn, "__qualname__", "linear"), {FUNCTION: fn},
+    return Target(name or getattr(fn, "__qualname__", "linear"), {FUNCTION: fn}, families,
                   description=f"torch.nn.functional.linear_cross_entropy ({name or fn})")
 
 
+def chunked_target(config: ChunkedConfig, module: bool = False):
+    """``config``'s chunked path (through ``nn.LinearCrossEntropyLoss`` with ``module``) as a
+    Target of the torch-chunked family, so the ledger's chunked divergences are set aside."""
+    from lossproofs.families import TORCH, TORCH_CHUNKED, TORCH_EAGER
+
+    fn = nn_module(config) if module else chunked(config)
+    return target(fn, fn.__qualname__, frozenset({TORCH, TORCH_EAGER, TORCH_CHUNKED}))
+
+
 # -- running a case ---------------------------------------------------------------------------
-# The linear_weight's layout for each input layout: "expanded" (stride 0 along dim 0) would make
-# every class's weight row equal, a constant loss, so the weight is transposed instead.
-WEIGHT_LAYOUT = {"contiguous": "contiguous", "transposed": "transposed", "sliced": "sliced",
-                 "expanded": "transposed"}
-GRADIENT_NAMES = ("input", "linear_weight", "linear_bias", "target")
+# The differentiable arguments (the registry's Loss.gradient_arguments); "target" too for
+# probability targets.
+GRADIENTS = ("input", "linear_weight", "linear_bias")
+GRADIENT_NAMES = (*GRADIENTS, "target")
 
 
 def tensors(case: Case, requires_grad: frozenset[str] = frozenset()):
-    """``(args, kwargs, leaves)`` for a linear_cross_entropy case: input in the case's layout,
-    linear_weight in :data:`WEIGHT_LAYOUT`'s, floating tensors (linear_bias and class weight
-    included) in the case's dtype, and ``leaves[name]`` the leaf tensors requiring grad for the
-    names in ``requires_grad`` (from :data:`GRADIENT_NAMES`; absent ones are skipped)."""
-    dt = torch_dtype(case.dtype)
-    x, w, t = (torch.from_numpy(np.array(a, copy=True)) for a in case.arrays)
-    x = lay_out(x.to(dt), case.layout)
-    w = lay_out(w.to(dt), WEIGHT_LAYOUT[case.layout])
-    if t.is_floating_point():
-        t = t.to(dt)
-    kwargs = {}
-    for k, v in case.params.items():
-        kwargs[k] = (torch.from_numpy(np.array(v, copy=True)).to(dt)
-                     if k in ("linear_bias", "weight") and v is not None else v)
+    """``(args, kwargs, leaves)`` for a linear_cross_entropy case: every tensor (the
+    linear_weight, linear_bias, target and class weight too) in the case's layout and floating
+    tensors in its dtype, as :meth:`Case.torch_args` makes them; ``leaves[name]`` the leaf
+    tensors requiring grad for the names in ``requires_grad`` (from :data:`GRADIENT_NAMES`;
+    absent ones are skipped). A leaf keeps its tensor's layout (``detach`` keeps strides)."""
+    (x, w, t), kwargs = case.torch_args()
     leaves = {}
     named = {"input": x, "linear_weight": w, "target": t, "linear_bias": kwargs.get("linear_bias")}
     for name in requires_grad:
@@ -213,12 +220,9 @@ def tensors(case: Case, requires_grad: frozenset[str] = frozenset()):
 
 
 def reference_args(case: Case) -> tuple[tuple[np.ndarray, ...], dict]:
-    """The arrays and params as the implementation sees them (rounded to the dtype), float64;
-    unlike :meth:`Case.reference_args` this rounds ``linear_bias`` too."""
-    arrays, params = case.reference_args()
-    if params.get("linear_bias") is not None:
-        params = {**params, "linear_bias": case.rounded(np.asarray(params["linear_bias"]))}
-    return arrays, params
+    """The arrays and params as the implementation sees them (rounded to the dtype), float64
+    (``linear_bias`` included: :meth:`Case.reference_args`)."""
+    return case.reference_args()
 
 
 def forward(fn, case: Case) -> tuple[np.ndarray, np.ndarray]:
@@ -268,6 +272,60 @@ def zero_mean_denominator(case: Case) -> bool:
         return not kept.any()
     w = case.rounded(np.asarray(w))
     return float(np.sum(w[np.where(kept, t, 0)][kept])) == 0.0
+
+
+# -- the checks, with the target's known divergences set aside --------------------------------
+def _quiet(fn, *args, **kwargs):
+    """Call with the documented fallback warning silenced (the fallback tests check it)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=FALLBACK_WARNING)
+        return fn(*args, **kwargs)
+
+
+def wrt(case: Case, names: tuple[str, ...] = GRADIENTS) -> tuple[str, ...]:
+    """The gradients a check compares: ``names``, and the target's for probability targets."""
+    return (*names, "target") if case.arrays[2].dtype.kind == "f" else names
+
+
+def check_forward(impl, case: Case, known: bool = True):
+    """The forward value of a linear_cross_entropy ``case`` under ``impl`` (a
+    :class:`~lossproofs.targets.Target`) against the reference at
+    :func:`lossproofs.checks.linear_error_scales`; with ``known``, a case a known divergence of
+    the target covers is set aside (:mod:`lossproofs.ledger`). A
+    :class:`lossproofs.checks.Outcome`, as :func:`lossproofs.checks.check_forward`."""
+    from lossproofs import checks, ledger
+
+    aside = ledger.set_aside(impl, case, "forward", ()) if known else ledger.SetAside()
+    if aside.whole:
+        return checks.Outcome("set aside", [], aside.names)
+    actual, expected = _quiet(forward, impl.get(FUNCTION), case)
+    c = checks.compare(actual, expected, case.dtype, "forward",
+                       checks.linear_error_scales(case)["forward"])
+    message = "" if c.ok else c.message(f"{FUNCTION} forward", actual, expected)
+    return checks.Outcome("pass" if c.ok else "fail", [("forward", c)], aside.names, message)
+
+
+def check_gradients(impl, case: Case, seed: int, known: bool = True,
+                    names: tuple[str, ...] = GRADIENTS):
+    """The gradients ``names`` (``"target"`` added for probability targets) of ``case`` under
+    ``impl``, with a random ``grad_output`` drawn from ``seed``, against the reference's closed
+    forms at :func:`lossproofs.checks.linear_error_scales`; ``known`` as for
+    :func:`check_forward` (a divergence sets the case aside as a whole)."""
+    from lossproofs import checks, ledger
+
+    aside = (ledger.set_aside(impl, case, "gradient", ()) if known else ledger.SetAside())
+    if aside.whole:
+        return checks.Outcome("set aside", [], aside.names)
+    g, results = _quiet(gradients, impl.get(FUNCTION), case, seed, wrt(case, names))
+    scales = checks.linear_error_scales(case, g)
+    comparisons, messages = [], []
+    for name, actual, expected in results:
+        c = checks.compare(actual, expected, case.dtype, "gradient", scales[name])
+        comparisons.append((f"{name} gradient", c))
+        if not c.ok:
+            messages.append(c.message(f"{FUNCTION} {name} gradient", actual, expected))
+    return checks.Outcome("fail" if messages else "pass", comparisons, aside.names,
+                          "\n".join(messages))
 
 
 # -- fallbacks ----------------------------------------------------------------------------------
@@ -367,49 +425,10 @@ def logit_gradient_terms(case: Case, grad_output: np.ndarray):
 
 
 def linear_scales(case: Case, grad_output: np.ndarray | None = None) -> dict[str, float]:
-    """Error scales (``atol`` multipliers) for the forward value and the three gradients of a
-    linear_cross_entropy case, from first-order error propagation through ``z = x·Wᵀ + b``
-    with the logit bounds ``A_n`` of :func:`logit_bounds` (a logit is off by ``u·A_n``, u the
-    dtype's unit roundoff) and the terms of :func:`logit_gradient_terms`:
+    """The linear kind's error scales: :func:`lossproofs.checks.linear_error_scales`."""
+    from lossproofs.checks import linear_error_scales  # late: checks imports the registry
 
-    - forward: ``Σ_n ‖G_n‖₁·A_n`` (the loss moves by ``Σ_c G_nc·δz_nc``), and never below
-      cross_entropy's own scale at the logits (the summation error of the loss terms);
-    - gradients: ``E = M + 2·A_n·H`` bounds the error of ``∂L/∂z`` in units of u (rounding of
-      its terms, plus p's change under the logits' error), and the two matmuls propagate it
-      together with their own rounding of the products: input ``max (E·|W2|)``, weight
-      ``max (Eᵀ·|x|)``, bias ``max Σ_n E_n``.
-
-    Each is at least 1. For ``reduction="none"`` the forward scale is the largest row's.
-    """
-    from lossproofs.checks import error_scale  # late: checks imports the registry
-
-    arrays, params = reference_args(case)
-    x, w, t = arrays
-    a = logit_bounds(case)
-    fwd_expected = np.asarray(reference.linear_cross_entropy(x, w, t, **params))
-    if grad_output is None:
-        grad_output = np.ones(fwd_expected.shape)
-    plan_case = Case("cross_entropy",
-                     (np.asarray(_logits(case)), t),
-                     {k: v for k, v in params.items() if k not in ("linear_bias",)
-                      and not (k == "ignore_index" and v is None)},
-                     "float64")
-    ce_scale = error_scale(plan_case, fwd_expected)
-    g1, _, _ = logit_gradient_terms(case, np.ones(fwd_expected.shape))
-    row = np.sum(g1, axis=1) * a
-    fwd = float(np.max(row, initial=0.0)) if params.get("reduction", "mean") == "none" else (
-        float(np.sum(row)))
-    _, m, h = logit_gradient_terms(case, grad_output)
-    e = m + 2.0 * a[:, None] * h
-    x2 = np.abs(np.atleast_2d(x))
-    w2 = np.abs(w.reshape(-1, w.shape[-1]))
-    return {
-        "forward": max(1.0, ce_scale, fwd),
-        "input": max(1.0, float(np.max(e @ w2, initial=0.0))),
-        "linear_weight": max(1.0, float(np.max(e.T @ x2, initial=0.0))),
-        "linear_bias": max(1.0, float(np.max(np.sum(e, axis=0), initial=0.0))),
-        "target": 1.0,
-    }
+    return linear_error_scales(case, grad_output)
 
 
 def _logits(case: Case) -> np.ndarray:

@@ -23,14 +23,17 @@ import torch
 import torch.nn.functional as F
 from hypothesis import strategies as st
 
-from lossproofs import oracle, reference, strategies
+from lossproofs import linear_targets, oracle, oracle_linear, reference, strategies
 from lossproofs.cases import DTYPES, Case
 from lossproofs.strategies import extreme
+from lossproofs.strategies.linear import linear_cross_entropy_cases
 
 DIRECTIONS = ("forward", "gradient")
 # Argument families: which inputs a function takes, hence which error-floor model, which
 # extreme strata and which parameter families apply.
-KINDS = ("softmax", "index", "binary")
+KINDS = ("softmax", "index", "binary", "linear")
+# The exact oracle's module per kind (default: lossproofs.oracle).
+_ORACLE_MODULES = {"linear": oracle_linear}
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,15 @@ class Loss:
       each element is compared on its own.
     - ``keyword``: a pytest ``-k`` expression selecting this function's tests (names overlap:
       ``cross_entropy`` is part of ``binary_cross_entropy``).
+    - ``arguments``: the names of the positional array arguments (what a reproduction calls
+      them); ``gradient_arguments``: the arguments whose gradients are checked (``"target"``
+      is added for floating targets of a ``differentiable_target``).
+    - ``generic_checks``: False when the generic per-function tests (test_forward,
+      test_gradients, test_second_order, test_degenerate, test_accuracy, the accuracy report's
+      extreme strata) cannot run it yet, with ``generic_missing`` saying why and where its
+      own tests are; every other list of functions still includes it.
+    - ``strategy``: the ordinary :class:`~lossproofs.cases.Case` strategy ``strategy(dtype)``
+      when it is not :func:`lossproofs.strategies.cases`'.
     """
 
     name: str
@@ -64,6 +76,11 @@ class Loss:
     differentiable_target: bool = False
     has_hvp: bool = False
     coupled_gradient: bool = True
+    arguments: tuple[str, ...] = ("input", "target")
+    gradient_arguments: tuple[str, ...] = ("input",)
+    generic_checks: bool = True
+    generic_missing: str = ""
+    strategy: Callable[..., st.SearchStrategy[Case]] | None = None
     resolved: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # -- the pieces, looked up once by _check_complete ------------------------------------------
@@ -98,6 +115,8 @@ class Loss:
 
     def cases(self, dtype: str | None = None) -> st.SearchStrategy[Case]:
         """The ordinary :class:`~lossproofs.cases.Case` strategy (any dtype when None)."""
+        if self.strategy is not None:
+            return self.strategy(dtype)
         return strategies.cases(self.name, dtype)
 
 
@@ -154,6 +173,19 @@ LOSSES: dict[str, Loss] = {loss.name: loss for loss in (
     Loss("binary_cross_entropy_with_logits", "binary", F.binary_cross_entropy_with_logits,
          "binary_cross_entropy_with_logits", nn=_nn_binary_cross_entropy_with_logits,
          differentiable_target=True, has_hvp=True, coupled_gradient=False),
+    # options=None (the default) is torch's reference path, linear then cross_entropy; the
+    # chunked path is the built-in target "chunked" (lossproofs.targets).
+    Loss("linear_cross_entropy", "linear", F.linear_cross_entropy, "linear_cross_entropy",
+         nn=linear_targets.nn_module(), differentiable_target=True,
+         arguments=("input", "linear_weight", "target"),
+         gradient_arguments=linear_targets.GRADIENTS,
+         generic_checks=False,
+         generic_missing="the generic checks compare one input gradient at the error model's "
+                         "floors; linear_cross_entropy has three gradients compared at the "
+                         "matmul's error scales (checks.linear_error_scales) by "
+                         "lossproofs/suite/test_linear_cross_entropy.py, and its accuracy "
+                         "against the exact oracle is lossproofs.oracle_linear's study",
+         strategy=linear_cross_entropy_cases),
 )}
 
 FUNCTION_NAMES: tuple[str, ...] = tuple(LOSSES)
@@ -181,6 +213,12 @@ def _check_complete(loss: Loss) -> None:
         raise IncompleteDeclaration(f"{loss.name}: kind {loss.kind!r} is not one of {KINDS}")
     if loss.nn is None and not loss.nn_missing:
         raise IncompleteDeclaration(f"{loss.name}: no nn module and no nn_missing reason")
+    if not loss.generic_checks and not loss.generic_missing:
+        raise IncompleteDeclaration(
+            f"{loss.name}: generic_checks=False without a generic_missing reason")
+    if loss.gradient_arguments[:1] != ("input",):
+        raise IncompleteDeclaration(
+            f"{loss.name}: gradient_arguments {loss.gradient_arguments} must start with 'input'")
     r = loss.resolved
     r["reference"] = _required(loss, reference, loss.name, "reference")
     r["backward"] = _required(loss, reference, f"{loss.name}_backward", "closed-form gradient")
@@ -197,11 +235,13 @@ def _check_complete(loss: Loss) -> None:
                 "does not say so")
         if flag:
             r[suffix] = getattr(reference, f"{loss.name}_{suffix}")
-    r["oracle"] = _required(loss, oracle, loss.name, "exact oracle")
-    r["oracle_backward"] = _required(loss, oracle, f"{loss.name}_backward", "exact gradient")
+    exact = _ORACLE_MODULES.get(loss.kind, oracle)
+    r["oracle"] = _required(loss, exact, loss.name, "exact oracle")
+    r["oracle_backward"] = _required(loss, exact, f"{loss.name}_backward", "exact gradient")
     try:
-        strategies.cases(loss.name)
-        r["strata"] = tuple(extreme.strata_for(loss.name))
+        loss.cases()
+        r["strata"] = (tuple(oracle_linear.strata()) if loss.kind == "linear"
+                       else tuple(extreme.strata_for(loss.name)))
     except (KeyError, ValueError) as e:
         raise IncompleteDeclaration(f"{loss.name}: no input strategy ({e!r})") from e
     for dtype in DTYPES:
@@ -230,8 +270,16 @@ def loss(name: str) -> Loss:
 
 
 def with_target_gradient() -> tuple[str, ...]:
-    return tuple(n for n, spec in LOSSES.items() if spec.differentiable_target)
+    """Generic functions differentiable in a floating target (test_gradients)."""
+    return tuple(n for n, spec in LOSSES.items()
+                 if spec.differentiable_target and spec.generic_checks)
 
 
 def with_hvp() -> tuple[str, ...]:
     return tuple(n for n, spec in LOSSES.items() if spec.has_hvp)
+
+
+# The functions the generic per-function tests and the accuracy report run (see
+# Loss.generic_checks); the others have their own test module.
+GENERIC_FUNCTIONS: tuple[str, ...] = tuple(n for n, spec in LOSSES.items()
+                                           if spec.generic_checks)

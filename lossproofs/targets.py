@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from lossproofs.families import TORCH, TORCH_COMPILE, TORCH_CUDA, TORCH_EAGER
+from lossproofs.families import TORCH, TORCH_CHUNKED, TORCH_COMPILE, TORCH_CUDA, TORCH_EAGER
 from lossproofs.registry import FUNCTION_NAMES as FUNCTIONS
 from lossproofs.registry import LOSSES
 
@@ -168,6 +168,67 @@ def torch_cuda() -> Target:
                   notes=dict(CUDA_UNSUPPORTED))
 
 
+def torch_chunked(spec: str | None = None) -> Target:
+    """torch's chunked ``linear_cross_entropy`` (``F.linear_cross_entropy(..., options=...)``):
+    ``chunked`` is the representative configuration (accurate policy, an explicit
+    ``batch_chunk_size`` that does not divide N, so the last chunk is shorter);
+    ``chunked:<acc_policy>,<chunking_method>,<batch_chunk_size>[,<acc_dtype>]`` any one, with
+    ``none`` for an unset field and a batch_chunk_size that is a positive integer,
+    ``non-divisor`` or ``at-least-N`` (e.g. ``chunked:compact,none,1``,
+    ``chunked:auto,aspect_ratio,none``). It provides linear_cross_entropy only."""
+    from lossproofs import linear_targets as L
+
+    config = L.ChunkedConfig() if spec is None else _chunked_config(spec)
+    notes = {name: f"target 'chunked' is torch's chunked linear_cross_entropy only; "
+                   f"{name} has no chunked path" for name in FUNCTIONS if name != L.FUNCTION}
+    notes["second order"] = ("the chunked path documents higher-order AD as unsupported: "
+                             "create_graph=True gives gradients without a grad_fn")
+    if not config.allow_retain_graph:
+        notes["retain_graph"] = (
+            "documented: with allow_retain_graph=False the chunked path's mean/sum gradients "
+            "are computed in forward and scaled in place, so a second backward raises "
+            "(lossproofs/suite/test_linear_cross_entropy.py runs configurations that allow it)")
+    # Bad input the chunked path rejects with another exception type than the reference path
+    # (or accepts): each is a ledger entry of this family, run by test_divergences.py.
+    from lossproofs.ledger.linear import ERROR_TYPE_ENTRIES
+
+    for entry in ERROR_TYPE_ENTRIES:
+        notes[entry.expected.check_name] = f"known divergence of torch-chunked: {entry.name}"
+    return Target(f"chunked:{spec}" if spec else "chunked",
+                  {L.FUNCTION: L.chunked(config)},
+                  frozenset({TORCH, TORCH_EAGER, TORCH_CHUNKED}),
+                  description=f"torch.nn.functional.linear_cross_entropy, {config.name}",
+                  notes=notes)
+
+
+def _chunked_config(spec: str):
+    from lossproofs import linear_targets as L
+
+    fields = [None if f.strip().lower() in ("none", "") else f.strip() for f in spec.split(",")]
+    if len(fields) not in (3, 4):
+        raise ValueError(f"chunked:{spec}: expected <acc_policy>,<chunking_method>,"
+                         "<batch_chunk_size>[,<acc_dtype>]")
+    policy, method, chunk = fields[:3]
+    acc_dtype = fields[3] if len(fields) == 4 else None
+    if policy not in L.ACC_POLICIES:
+        raise ValueError(f"chunked:{spec}: acc_policy {policy!r} is not one of "
+                         f"{L.ACC_POLICIES}")
+    if chunk is not None:
+        chunk = "at least N" if chunk.lower() == "at-least-n" else chunk
+        if chunk not in L.CHUNK_SIZES and not (chunk.isdigit() and int(chunk) >= 1):
+            raise ValueError(f"chunked:{spec}: batch_chunk_size {chunk!r} is not a positive "
+                             "integer, non-divisor or at-least-N")
+    if method is not None and method not in L.CHUNKING_METHODS:
+        raise ValueError(f"chunked:{spec}: chunking_method {method!r} is not one of "
+                         f"{L.CHUNKING_METHODS}")
+    if (chunk is None) == (method is None):
+        raise ValueError(f"chunked:{spec}: give exactly one of chunking_method and "
+                         "batch_chunk_size (torch rejects the two together)")
+    if acc_dtype not in (None, "float32"):
+        raise ValueError(f"chunked:{spec}: acc_dtype {acc_dtype!r}: only float32 (or none)")
+    return L.ChunkedConfig(policy, chunk, method, acc_dtype)
+
+
 def user_module(path: str) -> Target:
     """A user's module ``package.module`` whose functions follow ``torch.nn.functional``'s
     names and signatures (tensors in, tensors out, autograd for the gradient tests). Any subset
@@ -218,6 +279,7 @@ BUILTIN_TARGETS: dict[str, Callable[[], Target]] = {
     "nn": torch_modules,
     "compile": torch_compiled,
     "cuda": torch_cuda,
+    "chunked": torch_chunked,
     "jax": framework("jax"),
     "tensorflow": framework("tensorflow"),
     "tinygrad": framework("tinygrad"),
@@ -230,6 +292,8 @@ def get_target(spec: str | None = None) -> Target:
     spec = spec or "torch"
     if spec in BUILTIN_TARGETS:
         return BUILTIN_TARGETS[spec]()
+    if spec.startswith("chunked:"):
+        return torch_chunked(spec.removeprefix("chunked:"))
     path = spec.removeprefix("module:")
     if spec.startswith("module:") or "." in path or path.isidentifier():
         try:

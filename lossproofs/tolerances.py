@@ -137,6 +137,38 @@ ULP_BOUNDS: dict[tuple[str, str, str], float] = {
     ("binary_cross_entropy_with_logits", "float16", "gradient"): 2,
     ("binary_cross_entropy_with_logits", "bfloat16", "forward"): 2,
     ("binary_cross_entropy_with_logits", "bfloat16", "gradient"): 4,
+    # linear_cross_entropy, against lossproofs.oracle_linear (exact logits), floored at the
+    # matmul's first-order error terms (oracle_linear.floors); measured by
+    # oracle_linear.ulp_study on its ordinary, extreme-logit and large-vocabulary strata (mean,
+    # torch 2.13 CPU), worst in brackets. Reference path (linear, then cross_entropy):
+    # forward [0] f64, [0.18] f32, [0.40] f16, [0.56] bf16; gradients [2.0], [3.53], [3.36],
+    # [2.01] (three matmul-fed gradients, each a sum over the batch or the vocabulary).
+    ("linear_cross_entropy", "float64", "forward"): 2,
+    ("linear_cross_entropy", "float64", "gradient"): 4,
+    ("linear_cross_entropy", "float32", "forward"): 2,
+    ("linear_cross_entropy", "float32", "gradient"): 8,
+    ("linear_cross_entropy", "float16", "forward"): 2,
+    ("linear_cross_entropy", "float16", "gradient"): 8,
+    ("linear_cross_entropy", "bfloat16", "forward"): 2,
+    ("linear_cross_entropy", "bfloat16", "gradient"): 4,
+    # The chunked path (accurate, balanced, compact; accumulator in the input's dtype): forward
+    # [0.5] f64, [0.18] f32, [0.15] f16, [0.75] bf16; gradients [4.5] f64, [6.58] f32 (large
+    # vocabulary: per-chunk partial sums), [3.89] f16, [1.55] bf16.
+    ("linear_cross_entropy[chunked]", "float64", "forward"): 2,
+    ("linear_cross_entropy[chunked]", "float64", "gradient"): 8,
+    ("linear_cross_entropy[chunked]", "float32", "forward"): 2,
+    ("linear_cross_entropy[chunked]", "float32", "gradient"): 16,
+    ("linear_cross_entropy[chunked]", "float16", "forward"): 2,
+    ("linear_cross_entropy[chunked]", "float16", "gradient"): 8,
+    ("linear_cross_entropy[chunked]", "bfloat16", "forward"): 2,
+    ("linear_cross_entropy[chunked]", "bfloat16", "gradient"): 4,
+    # The chunked path with a float32 accumulator (acc_dtype=float32, or acc_policy auto, which
+    # picks it on CPU for half types): forward [0.10] f16, [0.25] bf16; gradients [3.89] f16
+    # (accurate 1.71), [0.84] bf16 (a bound of 2 is the floor every row keeps).
+    ("linear_cross_entropy[chunked, float32 accumulator]", "float16", "forward"): 2,
+    ("linear_cross_entropy[chunked, float32 accumulator]", "float16", "gradient"): 8,
+    ("linear_cross_entropy[chunked, float32 accumulator]", "bfloat16", "forward"): 2,
+    ("linear_cross_entropy[chunked, float32 accumulator]", "bfloat16", "gradient"): 2,
 }
 
 

@@ -32,7 +32,7 @@ from lossproofs.cases import Case
 # A divergence applies to a target that belongs to any of its families.
 from lossproofs.families import TORCH, TORCH_COMPILE, TORCH_CUDA, TORCH_EAGER  # noqa: F401
 
-CHECKS = ("forward", "gradient", "special value", "rejects", "accuracy")
+CHECKS = ("forward", "gradient", "special value", "rejects", "accuracy", "error type")
 
 
 @dataclass(frozen=True)
@@ -85,9 +85,9 @@ class Divergence:
 
 
 def _entries() -> tuple[Divergence, ...]:
-    from lossproofs.ledger import accuracy, torch
+    from lossproofs.ledger import accuracy, linear, torch
 
-    return (*torch.ENTRIES, *accuracy.ENTRIES)
+    return (*torch.ENTRIES, *accuracy.ENTRIES, *linear.ENTRIES)
 
 
 LEDGER: tuple[Divergence, ...] = _entries()
@@ -164,6 +164,32 @@ def run_check(target, entry: Divergence, case: Case | None = None):
     from lossproofs import checks
 
     case = entry.example if case is None else case
+    if entry.check == "error type":
+        # ``expected`` is the ErrorCase (its tensors keep their dtypes): the implementation
+        # must raise the reference's (and torch's reference path's) exception type.
+        # A target that does not claim torch's exception types must reject it at all.
+        bad = entry.expected
+        accepted = bad.exception if target.torch_exceptions else Exception
+        args, kwargs = bad.torch_args()
+        try:
+            target.get(bad.function)(*args, **kwargs)
+        except accepted:
+            return checks.Outcome("pass", [])
+        except Exception as e:  # the type is what the check compares
+            return checks.Outcome("fail", [], "", f"{bad.function} with {bad.name}: raised "
+                                  f"{type(e).__name__} ({e}) instead of "
+                                  f"{bad.exception.__name__}")
+        return checks.Outcome("fail", [], "", f"{bad.function} with {bad.name}: accepted "
+                              f"without an error (expected {bad.exception.__name__})")
+    from lossproofs.registry import loss
+
+    if entry.check in ("forward", "gradient") and loss(case.function).kind == "linear":
+        # three gradients at the matmul's error scales (checks.linear_error_scales)
+        from lossproofs import linear_targets
+
+        if entry.check == "forward":
+            return linear_targets.check_forward(target, case, known=False)
+        return linear_targets.check_gradients(target, case, entry.seed, known=False)
     if entry.check == "forward":
         return checks.check_forward(target, case, known=False)
     if entry.check == "gradient":

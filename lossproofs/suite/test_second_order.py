@@ -18,7 +18,7 @@ from hypothesis.extra import numpy as hnp
 
 from lossproofs import checks, reference, strategies
 from lossproofs.cases import Case
-from lossproofs.registry import FUNCTION_NAMES, LOSSES
+from lossproofs.registry import GENERIC_FUNCTIONS, LOSSES
 from lossproofs.strategies import class_dim
 from lossproofs.suite._support import require, skip_known_issues
 from lossproofs.tolerances import tolerance
@@ -47,7 +47,7 @@ def _functional(impl, case: Case, wrt_target: bool):
     return (lambda x: fn(x, *rest, **kwargs)), (tensors[0].detach().requires_grad_(True),)
 
 
-@pytest.mark.parametrize("function", FUNCTION_NAMES)
+@pytest.mark.parametrize("function", GENERIC_FUNCTIONS)  # see Loss.generic_checks
 @given(data=st.data())
 def test_gradcheck_and_gradgradcheck(impl, function, data):
     """torch.autograd's finite-difference checks of first and second derivatives."""
