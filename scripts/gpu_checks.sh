@@ -40,9 +40,12 @@ log() { echo "[$(date -u +%H:%M:%S)] $*"; }
   log "3/4 property suite, target cuda"
   LOSSPROOFS_PROFILE=${PROFILE:-ci} timeout "${SUITE_S:-120}" python3 -m pytest -q -n 8 \
     -p no:cacheprovider --target cuda -rfEX --junitxml="$WORK/pytest_cuda.xml" \
-    tests/test_forward.py tests/test_gradients.py tests/test_second_order.py \
-    tests/test_identities.py tests/test_errors.py tests/test_special_values.py \
-    tests/test_seed.py tests/test_known_issues.py 2>&1 | tee "$WORK/pytest_cuda.log" | tail -60
+    lossproofs/suite/test_forward.py lossproofs/suite/test_gradients.py \
+    lossproofs/suite/test_second_order.py lossproofs/suite/test_identities.py \
+    lossproofs/suite/test_errors.py lossproofs/suite/test_special_values.py \
+    lossproofs/suite/test_tutorial_claim.py lossproofs/suite/test_divergences.py \
+    lossproofs/suite/test_large.py lossproofs/suite/test_linear_cross_entropy.py \
+    2>&1 | tee "$WORK/pytest_cuda.log" | tail -60
   echo "suite exit ${PIPESTATUS[0]}"
 
   log "4/4 conformance report, target cuda"
