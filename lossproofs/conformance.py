@@ -37,7 +37,7 @@ from lossproofs.cases import DTYPES
 from lossproofs.conformance_render import to_json, to_markdown
 from lossproofs.conformance_run import DEFAULT_SEED, FULL_CASES, QUICK_CASES, build
 from lossproofs.environment import default_output_dir, write_json, write_text
-from lossproofs.specs import FUNCTION_NAMES
+from lossproofs.registry import FUNCTION_NAMES
 from lossproofs.targets import get_target
 
 

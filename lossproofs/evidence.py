@@ -81,6 +81,20 @@ def sizes(case: Case) -> dict[str, float]:
         dims = dims if isinstance(dims, tuple | list) else (dims,)
         c = int(np.prod([x.shape[d] for d in dims])) if x.ndim else 1
         return {"N": x.size // c if c else 0, "C": c, "K": 0, "total_weight": 0.0}
+    if kind == "linear":  # (N, in) or (in,) input, (C, d1..dK, in) weight: rows × positions
+        w = case.arrays[1]
+        t = case.arrays[2]
+        n = 1 if x.ndim == 1 else x.shape[0]
+        c, k = w.shape[0], int(np.prod(w.shape[1:-1])) if w.ndim > 2 else 0
+        cw = case.params.get("weight")
+        cw = np.ones(c) if cw is None else np.asarray(cw)
+        if t.dtype.kind == "f":  # probability targets: Σ over rows of Σ_c w_c·t_c
+            total = float(np.sum(np.moveaxis(t, 0 if t.ndim == 1 else 1, -1) * cw))
+        else:
+            ignore_index = case.params.get("ignore_index")
+            kept = t != (-100 if ignore_index is None else ignore_index)
+            total = float(np.sum(cw[t[kept].astype(np.int64)]))
+        return {"N": n, "C": c, "K": k, "total_weight": total}
     if kind == "binary":
         w = case.params.get("weight")
         total = float(np.sum(np.broadcast_to(w, x.shape))) if w is not None else float(x.size)
@@ -117,9 +131,16 @@ def collect(impl: Target, functions=FUNCTION_NAMES, dtypes=DTYPES, n: int = CI_C
                 if impl.excluded(case):  # outside the target's declared capabilities
                     continue
                 expected = checks.reference_forward(case)
-                wrt_target = declared.differentiable_target and case.arrays[1].dtype.kind == "f"
-                outcomes = [checks.check_forward(impl, case),
-                            checks.check_gradients(impl, case, seed + i, wrt_target)]
+                if declared.kind == "linear":  # three gradients at the matmul's scales
+                    from lossproofs import linear_targets
+
+                    outcomes = [linear_targets.check_forward(impl, case),
+                                linear_targets.check_gradients(impl, case, seed + i)]
+                else:
+                    wrt_target = (declared.differentiable_target
+                                  and case.arrays[1].dtype.kind == "f")
+                    outcomes = [checks.check_forward(impl, case),
+                                checks.check_gradients(impl, case, seed + i, wrt_target)]
                 reached = sizes(case)
                 for family in ("all", *sorted(case.tags)):
                     row = table.setdefault(family, Row(function, dtype, family))
