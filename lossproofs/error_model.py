@@ -167,7 +167,8 @@ def _softmax_family_floors(f, x, params, g):
         # y_i = exp(d_i)/S: exp of a rounded difference has relative error ≈ u·|d_i|.
         fwd = y * (1 + np.abs(d) + acc)
         # y ⊙ (g − Σ g⊙y): the row sum Σ g⊙y has C terms, each at most max|g|.
-        grad = fwd * (np.abs(gr) + acc * np.max(np.abs(gr), axis=1, keepdims=True))
+        grad = fwd * (np.abs(gr) + acc * np.max(np.abs(gr), axis=1, keepdims=True,
+                                                        initial=0.0))
     else:
         # (x − m) − log S: terms |d| and log S ≤ log C, plus the error of S itself.
         fwd = 1 + np.abs(d) + log_c + acc
