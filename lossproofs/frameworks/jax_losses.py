@@ -1,4 +1,4 @@
-"""JAX 0.x and optax loss functions (jax.nn, optax) on the CPU, in the input's dtype.
+"""JAX and optax loss functions (jax.nn, optax) on the CPU, in the input's dtype.
 
 Run the suite on it with ``--target module:lossproofs.frameworks.jax_losses``. Values are
 ``jax.nn.softmax``, ``jax.nn.log_softmax``, ``jax.nn.logsumexp``,
