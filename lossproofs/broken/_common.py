@@ -1,13 +1,37 @@
 """Pieces the broken implementations share: argument checks and reductions written the way a
-kernel author would, so that each module differs from a correct one by its documented bug only.
+kernel author would, so that each module differs from a correct one by its documented bug only;
+and the switch that turns every module into its bug-free twin (:func:`control`).
 """
 
 from __future__ import annotations
+
+import os
 
 import torch
 import torch.nn.functional as F
 
 from lossproofs.dtypes import REDUCTIONS
+
+# Set to "1" in the environment of a control run (lossproofs.broken.teeth): every broken module
+# then computes its function without its bug, with every other line the same.
+CONTROL_ENV = "LOSSPROOFS_BROKEN_CONTROL"
+
+
+def control() -> bool:
+    """True in a control run: the module is its own bug-free twin. Read at each call, so that
+    the twin is the same module object (and an in-process test can switch it)."""
+    return os.environ.get(CONTROL_ENV) == "1"
+
+
+def buggy(*bugs: str) -> frozenset[str]:
+    """``bugs`` for the switch-based kernels (:mod:`._fused_ce`, :mod:`._linear_chunked`): none
+    in a control run."""
+    return frozenset() if control() else frozenset(bugs)
+
+
+def version() -> str:
+    """A broken module's ``__version__``: the pytest header says which of the twins ran."""
+    return "control (bug switched off)" if control() else "broken"
 
 
 def class_dim(input: torch.Tensor) -> int:

@@ -3,7 +3,8 @@ three smoothing bugs of :mod:`ce_smoothing_counts_ignored`, :mod:`ce_smoothing_u
 :mod:`ce_smoothing_other_classes`. Without a switch it computes torch's formula:
 
 ``ℓ_i = (1−ε)·w[t_i]·(−lp[i, t_i]) + (ε/C)·Σ_c w_c·(−lp[i, c])``, 0 where ``t_i`` is ignored;
-``mean`` divides by ``Σ_i m_i·w[t_i]``.
+``mean`` divides by ``Σ_i m_i·w[t_i]``, each of the two terms reduced before they are combined
+(torch's order, which decides NaN against inf when that total weight is 0).
 """
 
 from __future__ import annotations
@@ -44,10 +45,12 @@ def smoothed_cross_entropy(input, target, weight=None, ignore_index=-100, reduct
     kept, kept_weight = target_weights(input, target, weight, ignore_index)
     if mask_ignored:
         smooth = torch.where(kept, smooth, torch.zeros_like(smooth))
+    # Each term reduced on its own, then combined, as torch: for mean over a zero total weight
+    # both are 0/0 or x/0, and NaN + inf is NaN (reducing the combined loss would give inf).
+    total = kept_weight.sum()
+    nll, smooth = reduce(nll, reduction, total), reduce(smooth, reduction, total)
     if other_classes_only:
         # ε/(C−1) on every class but the target: Σ_{c≠t} = Σ_c − the target's own term
         # (C = 1 guarded: that class is the target, and its log-probability is 0 anyway).
-        loss = (1 - eps) * nll + eps / max(c - 1, 1) * (smooth - nll)
-    else:
-        loss = (1 - eps) * nll + eps / c * smooth
-    return reduce(loss, reduction, kept_weight.sum())
+        return (1 - eps) * nll + eps / max(c - 1, 1) * (smooth - nll)
+    return (1 - eps) * nll + eps / c * smooth

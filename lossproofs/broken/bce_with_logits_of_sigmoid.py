@@ -12,19 +12,24 @@ Should be caught by: the forward property for binary_cross_entropy_with_logits (
 """
 
 import torch
+import torch.nn.functional as F
 
-from lossproofs.broken._common import check_bce_with_logits_args, reduce
+from lossproofs.broken._common import check_bce_with_logits_args, control, reduce, version
 from lossproofs.broken._torch import *  # noqa: F403  (torch for every other function)
 
-__version__ = "broken"
+__version__ = version()
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
                                      pos_weight=None):
     check_bce_with_logits_args(input, target, weight, pos_weight, reduction)
-    p = torch.sigmoid(input)
+    if control():  # log σ(x) and log(1 − σ(x)) = log σ(−x), both by the stable logsigmoid
+        log_p, log_1mp = F.logsigmoid(input), F.logsigmoid(-input)
+    else:
+        p = torch.sigmoid(input)
+        log_p, log_1mp = torch.log(p), torch.log(1 - p)  # BUG: unstable
     pw = 1.0 if pos_weight is None else pos_weight
-    loss = -(pw * target * torch.log(p) + (1 - target) * torch.log(1 - p))  # BUG: unstable
+    loss = -(pw * target * log_p + (1 - target) * log_1mp)
     if weight is not None:
         loss = loss * weight
     return reduce(loss, reduction)

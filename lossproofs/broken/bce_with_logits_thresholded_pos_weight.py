@@ -14,18 +14,29 @@ binary_cross_entropy_with_logits (soft targets with pos_weight).
 import torch
 import torch.nn.functional as F
 
-from lossproofs.broken._common import check_bce_with_logits_args, reduce
+from lossproofs.broken._common import check_bce_with_logits_args, control, reduce, version
 from lossproofs.broken._torch import *  # noqa: F403  (torch for every other function)
 
-__version__ = "broken"
+__version__ = version()
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
                                      pos_weight=None):
     check_bce_with_logits_args(input, target, weight, pos_weight, reduction)
-    # −(y·log σ(x) + (1 − y)·log σ(−x)), both logs by the stable F.logsigmoid
-    loss = -(target * F.logsigmoid(input) + (1 - target) * F.logsigmoid(-input))
-    if pos_weight is not None:
+    # The positive term's weight: pos_weight (torch's), or 1 and the whole loss scaled below.
+    pw = 1.0 if pos_weight is None or not control() else pos_weight
+    # The loss's gradient with respect to the target, log σ(−x) − pw·log σ(x), cancels for a
+    # tiny logit (to 0 where it is −x); torch's form of it, −x − (pw − 1)·log σ(x), does not.
+    # For a finite logit the target's gradient is taken from that form, added as a term of
+    # value 0, (y − y.detach())·c; at ±inf from the loss itself (±inf, as torch).
+    finite = torch.isfinite(input)
+    y = torch.where(finite, target.detach(), target)
+    # −(pw·y·log σ(x) + (1 − y)·log σ(−x)), both logs by the stable F.logsigmoid
+    loss = -(pw * y * F.logsigmoid(input) + (1 - y) * F.logsigmoid(-input))
+    x, w = input.detach(), pw.detach() if isinstance(pw, torch.Tensor) else pw
+    c = torch.where(finite, -x - (w - 1) * F.logsigmoid(x), 0.0)
+    loss = loss + (target - target.detach()) * c
+    if pos_weight is not None and not control():
         loss = loss * torch.where(target > 0.5, pos_weight, torch.ones_like(pos_weight))  # BUG
     if weight is not None:
         loss = loss * weight

@@ -10,13 +10,14 @@ Should be caught by: the input-gradient property for cross_entropy (the suite pu
 ``grad_output``, never all ones).
 """
 
+from lossproofs.broken._common import buggy, version
 from lossproofs.broken._fused_ce import fused_cross_entropy
 from lossproofs.broken._torch import *  # noqa: F403  (torch for every other function)
 
-__version__ = "broken"
+__version__ = version()
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
                   label_smoothing=0.0):
     return fused_cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing,
-                               bugs=frozenset({"scalar grad_output"}))  # BUG
+                               bugs=buggy("scalar grad_output"))  # BUG

@@ -10,13 +10,14 @@ Should be caught by: the input-gradient property for cross_entropy, and the grad
 "∂CE/∂x = softmax − onehot, divided by the number of targets for mean".
 """
 
+from lossproofs.broken._common import buggy, version
 from lossproofs.broken._fused_ce import fused_cross_entropy
 from lossproofs.broken._torch import *  # noqa: F403  (torch for every other function)
 
-__version__ = "broken"
+__version__ = version()
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
                   label_smoothing=0.0):
     return fused_cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing,
-                               bugs=frozenset({"no mean scale"}))  # BUG
+                               bugs=buggy("no mean scale"))  # BUG

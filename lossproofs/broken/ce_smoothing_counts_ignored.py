@@ -9,13 +9,14 @@ Should be caught by: the forward property for cross_entropy, and the special val
 targets ignored, none" (expected exactly 0 with smoothing 0.3).
 """
 
+from lossproofs.broken._common import control, version
 from lossproofs.broken._smoothed_ce import smoothed_cross_entropy
 from lossproofs.broken._torch import *  # noqa: F403  (torch for every other function)
 
-__version__ = "broken"
+__version__ = version()
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
                   label_smoothing=0.0):
     return smoothed_cross_entropy(input, target, weight, ignore_index, reduction,
-                                  label_smoothing, mask_ignored=False)  # BUG
+                                  label_smoothing, mask_ignored=control())  # BUG

@@ -9,13 +9,14 @@ pytorch/pytorch#69339 (weight + label_smoothing + ignore_index failed together i
 Should be caught by: the forward property for cross_entropy (weight with label_smoothing).
 """
 
+from lossproofs.broken._common import control, version
 from lossproofs.broken._smoothed_ce import smoothed_cross_entropy
 from lossproofs.broken._torch import *  # noqa: F403  (torch for every other function)
 
-__version__ = "broken"
+__version__ = version()
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
                   label_smoothing=0.0):
     return smoothed_cross_entropy(input, target, weight, ignore_index, reduction,
-                                  label_smoothing, weight_smoothing=False)  # BUG
+                                  label_smoothing, weight_smoothing=control())  # BUG

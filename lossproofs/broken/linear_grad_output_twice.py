@@ -10,14 +10,15 @@ Should be caught by: the gradient property with a random ``grad_output``
 (``check_values_and_gradients``), for sum and mean.
 """
 
+from lossproofs.broken._common import buggy, version
 from lossproofs.broken._linear_chunked import chunked_linear_cross_entropy
 from lossproofs.broken._torch import *  # noqa: F403  (torch for every other function)
 
-__version__ = "broken"
+__version__ = version()
 
 
 def linear_cross_entropy(input, linear_weight, target, linear_bias=None, weight=None,
                          reduction="mean", ignore_index=None, label_smoothing=0.0):
     return chunked_linear_cross_entropy(
         input, linear_weight, target, linear_bias, weight, reduction, ignore_index,
-        label_smoothing, bugs=frozenset({"grad_output twice"}))  # BUG
+        label_smoothing, bugs=buggy("grad_output twice"))  # BUG

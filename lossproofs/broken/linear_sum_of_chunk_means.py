@@ -8,14 +8,15 @@ the loss for reduction='mean'").
 Should be caught by: the forward property (``check_values_and_gradients``) for mean with N > 2.
 """
 
+from lossproofs.broken._common import buggy, version
 from lossproofs.broken._linear_chunked import chunked_linear_cross_entropy
 from lossproofs.broken._torch import *  # noqa: F403  (torch for every other function)
 
-__version__ = "broken"
+__version__ = version()
 
 
 def linear_cross_entropy(input, linear_weight, target, linear_bias=None, weight=None,
                          reduction="mean", ignore_index=None, label_smoothing=0.0):
     return chunked_linear_cross_entropy(
         input, linear_weight, target, linear_bias, weight, reduction, ignore_index,
-        label_smoothing, bugs=frozenset({"sum of chunk means"}))  # BUG
+        label_smoothing, bugs=buggy("sum of chunk means"))  # BUG

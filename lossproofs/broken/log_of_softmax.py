@@ -12,11 +12,15 @@ test (test_accuracy).
 
 import torch
 
+from lossproofs.broken._common import control, version
 from lossproofs.broken._torch import *  # noqa: F403  (torch for every other function)
 
-__version__ = "broken"
+__version__ = version()
 
 
 def log_softmax(input, dim, dtype=None):
     x = input if dtype is None else input.to(dtype)
+    if control():  # log p = (x − m) − log Σ exp(x − m): no probability is formed
+        shifted = x - x.amax(dim, keepdim=True).detach() if x.numel() else x
+        return shifted - torch.log(torch.exp(shifted).sum(dim, keepdim=True))
     return torch.log(torch.softmax(x, dim))  # BUG: log of a rounded probability

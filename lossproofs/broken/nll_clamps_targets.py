@@ -13,14 +13,14 @@ ignore_index" for nll_loss.
 import torch
 import torch.nn.functional as F
 
-from lossproofs.broken._common import class_dim
+from lossproofs.broken._common import class_dim, control, version
 from lossproofs.broken._torch import *  # noqa: F403  (torch for every other function)
 
-__version__ = "broken"
+__version__ = version()
 
 
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
-    if input.dim() >= 1 and target.dtype in (torch.int64, torch.uint8):
+    if input.dim() >= 1 and target.dtype in (torch.int64, torch.uint8) and not control():
         c = input.shape[class_dim(input)]
         clamped = target.clamp(0, max(c - 1, 0))  # BUG: no bounds check
         target = torch.where(target == ignore_index, target, clamped)

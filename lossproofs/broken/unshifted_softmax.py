@@ -10,14 +10,17 @@ Should be caught by: the accuracy property on extreme logits (test_accuracy).
 
 import torch
 
+from lossproofs.broken._common import control, version
 from lossproofs.broken._torch import *  # noqa: F403  (torch for every other function)
 
-__version__ = "broken"
+__version__ = version()
 
 
 def softmax(input, dim, dtype=None):
     x = input if dtype is None else input.to(dtype)
     if not x.is_floating_point():
         raise NotImplementedError(f'"softmax" not implemented for {x.dtype}')
+    if control() and x.numel():  # softmax(x) = softmax(x − max x): exp(x − max x) ≤ 1
+        x = x - x.amax(dim, keepdim=True).detach()
     e = torch.exp(x)  # BUG: no x − max(x) first
     return e / e.sum(dim, keepdim=True)
