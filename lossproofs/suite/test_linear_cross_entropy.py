@@ -230,7 +230,8 @@ def _values_and_grads(fn, case: Case, g_seed: int, names=GRADS):
     out = _quiet(fn, *args, **kwargs)
     g = case.rounded(np.random.default_rng(g_seed).uniform(-2, 2, size=tuple(out.shape)))
     names = [n for n in names if n in leaves]
-    grads = torch.autograd.grad(out, [leaves[n] for n in names], torch.from_numpy(g).to(out.dtype))
+    grads = torch.autograd.grad(out, [leaves[n] for n in names],
+                                torch.from_numpy(g).to(out.dtype)) if names else ()
     return g, {"forward": out.detach(), **dict(zip(names, grads))}
 
 
