@@ -38,7 +38,7 @@ from lossproofs.tolerances import tolerance
 # its Case.tags, and to "all".
 FAMILIES = ("all", "reduction", "weight", "ignore_index", "label_smoothing",
             "probability target", "k-dim", "unbatched", "non-contiguous", "empty",
-            "single class", "uint8 target", "pos_weight", "clamp", "0-d")
+            "single class", "uint8 target", "pos_weight", "clamp", "0-d", "linear_bias")
 QUICK_CASES = 12
 FULL_CASES = 300
 DEFAULT_SEED = 20240601
