@@ -577,6 +577,35 @@ def test_reference_path_has_none_of_the_chunked_divergences(torch_paths):
         ledger.run_check(PATHS["reference path"], entry).raise_for_failure()
 
 
+# -- the built-in target "chunked" -------------------------------------------------------------
+@pytest.mark.parametrize("spec,config", [
+    (None, L.ChunkedConfig()),
+    ("compact,none,1", L.ChunkedConfig("compact", "1")),
+    ("balanced,none,at-least-N", L.ChunkedConfig("balanced", "at least N")),
+    ("auto,aspect_ratio:2,none,float32", L.ChunkedConfig("auto", None, "aspect_ratio:2",
+                                                         "float32")),
+])
+def test_chunked_target_runs_the_configuration_it_names(torch_paths, spec, config):
+    """``--target chunked[:<acc_policy>,<chunking_method>,<batch_chunk_size>[,<acc_dtype>]]``
+    is that configuration: its value is bitwise the functional's with the same options."""
+    from lossproofs.targets import get_target
+
+    target = get_target("chunked" if spec is None else f"chunked:{spec}")
+    assert target.get("cross_entropy") is None and TORCH_CHUNKED in target.families
+    x, w, b, t, _ = _small()
+    got = target.linear_cross_entropy(x, w, t, linear_bias=b)
+    assert torch.equal(got, L.chunked(config)(x, w, t, linear_bias=b))
+
+
+@pytest.mark.parametrize("spec", ["fast,none,1", "accurate,auto,2", "accurate,none,none",
+                                  "accurate,none,0", "accurate,none,1,float16", "accurate"])
+def test_chunked_target_rejects_a_configuration_torch_does_not_have(torch_paths, spec):
+    from lossproofs.targets import get_target
+
+    with pytest.raises(ValueError, match=f"chunked:{spec}"):
+        get_target(f"chunked:{spec}")
+
+
 # -- accuracy against the exact oracle --------------------------------------------------------
 def ulp_key(policy: str, dtype: str) -> str:
     """The ULP_BOUNDS function key of an ulp_study policy name in ``dtype`` (acc_policy auto on
