@@ -25,17 +25,17 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     check_bce_with_logits_args(input, target, weight, pos_weight, reduction)
     # The positive term's weight: pos_weight (torch's), or 1 and the whole loss scaled below.
     pw = 1.0 if pos_weight is None or not control() else pos_weight
-    # The loss's gradient with respect to the target, log σ(−x) − pw·log σ(x), cancels for a
-    # tiny logit (to 0 where it is −x); torch's form of it, −x − (pw − 1)·log σ(x), does not.
-    # For a finite logit the target's gradient is taken from that form, added as a term of
-    # value 0, (y − y.detach())·c; at ±inf from the loss itself (±inf, as torch).
-    finite = torch.isfinite(input)
-    y = torch.where(finite, target.detach(), target)
+    if pos_weight is None:
+        # torch's target gradient without pos_weight is −x, exact; the loss's own, log σ(−x) −
+        # log σ(x), cancels for a tiny logit. For a finite logit the target's gradient is taken
+        # from −x, added as a term of value 0, (y − y.detach())·(−x); at ±inf from the loss.
+        finite = torch.isfinite(input)
+        y = torch.where(finite, target.detach(), target)
+        extra = (target - target.detach()) * torch.where(finite, -input.detach(), 0.0)
+    else:  # torch's target gradient is then the loss's own, log σ(−x) − pw·log σ(x)
+        y, extra = target, 0.0
     # −(pw·y·log σ(x) + (1 − y)·log σ(−x)), both logs by the stable F.logsigmoid
-    loss = -(pw * y * F.logsigmoid(input) + (1 - y) * F.logsigmoid(-input))
-    x, w = input.detach(), pw.detach() if isinstance(pw, torch.Tensor) else pw
-    c = torch.where(finite, -x - (w - 1) * F.logsigmoid(x), 0.0)
-    loss = loss + (target - target.detach()) * c
+    loss = -(pw * y * F.logsigmoid(input) + (1 - y) * F.logsigmoid(-input)) + extra
     if pos_weight is not None and not control():
         loss = loss * torch.where(target > 0.5, pos_weight, torch.ones_like(pos_weight))  # BUG
     if weight is not None:
