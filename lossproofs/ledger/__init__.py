@@ -85,9 +85,9 @@ class Divergence:
 
 
 def _entries() -> tuple[Divergence, ...]:
-    from lossproofs.ledger import accuracy, linear, torch
+    from lossproofs.ledger import accuracy, large, linear, torch
 
-    return (*torch.ENTRIES, *accuracy.ENTRIES, *linear.ENTRIES)
+    return (*torch.ENTRIES, *large.ENTRIES, *accuracy.ENTRIES, *linear.ENTRIES)
 
 
 LEDGER: tuple[Divergence, ...] = _entries()
