@@ -1,8 +1,8 @@
 """``python -m lossproofs report``: the conformance matrix of one implementation under test.
 
 Runs the suite's own checks (:mod:`lossproofs.checks`, the strategies of
-:mod:`lossproofs.specs`, :mod:`lossproofs.special_cases`, :mod:`lossproofs.error_cases`,
-:mod:`lossproofs.known_issues`) against a target on a fixed, seeded sample of cases, and writes
+:mod:`lossproofs.registry`, :mod:`lossproofs.special_cases`, :mod:`lossproofs.error_cases`,
+the ledger :mod:`lossproofs.ledger`) against a target on a fixed, seeded sample of cases, and writes
 a matrix function × parameter family × dtype with pass/fail counts, the worst forward and
 gradient errors, the special values, the error cases and the known failures, as JSON and
 Markdown, each carrying the environment (target, versions, device, git commit).

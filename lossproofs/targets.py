@@ -67,9 +67,10 @@ class Target:
         """Why a call with these keyword arguments is outside what the target provides (for
         error cases, whose culprit may be an argument the target does not take), or None."""
         declared = {**self.not_provided.get(function, {}), **self.conventions.get(function, {})}
-        for name in kwargs:
-            if name in declared:
-                return f"not provided: {name} ({declared[name]})"
+        for name, value in kwargs.items():
+            family = "reduction:" + str(value) if name == "reduction" else name
+            if family in declared:
+                return f"not provided: {family} ({declared[family]})"
         return None
 
     def __repr__(self) -> str:

@@ -273,7 +273,7 @@ def ignored_share(target: np.ndarray, ignore_index: int) -> str:
 
 # Ordinary class weights are 0 or at least MIN_WEIGHT: weights near the underflow threshold
 # (where torch's w·x underflows and g/Σw overflows) are extreme inputs, pinned in
-# lossproofs.known_issues and drawn by the large tier (lossproofs.strategies.large).
+# the ledger (lossproofs/ledger) and drawn by the large tier (lossproofs.strategies.large).
 MIN_WEIGHT = 2.0**-10
 
 

@@ -48,7 +48,7 @@ def assert_gradients_agree(impl, case, seed: int, wrt_target: bool = False) -> c
     return outcome
 
 
-def skip_known_issues(impl, case, *directions: str):
+def set_aside_divergent_cases(impl, case, *directions: str):
     """Set aside (hypothesis ``assume``) a case that a known divergence of this target affects
     anywhere, for checks that cannot compare element by element (gradcheck, HVPs, identities);
     each divergence is pinned by name in the ledger (lossproofs/ledger)."""
