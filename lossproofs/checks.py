@@ -75,7 +75,9 @@ def _per_element(row_scale: float, floor, shape: tuple[int, ...]) -> np.ndarray:
     replaces, so an element is compared no more loosely than before and a small element can
     no longer hide behind a large one. An undefined floor (NaN: a NaN input, or 0/0 where
     every target is ignored) compares the element absolutely, at the representability floor
-    of :func:`compare`."""
+    of :func:`compare`. No floor (None): the whole-result scale."""
+    if floor is None:  # a function the error model does not cover
+        return row_scale
     floor = np.broadcast_to(np.asarray(floor, dtype=np.float64), shape)
     return np.minimum(row_scale, np.where(np.isnan(floor), 0.0, floor))
 
@@ -109,7 +111,7 @@ def gradient_scale(case: Case | str, expected: np.ndarray,
         return row
     from lossproofs.error_model import floors  # late: error_model imports the oracle
 
-    return _per_element(row, floors(case, grad_output)[which], expected.shape)
+    return _per_element(row, floors(case, grad_output).get(which), expected.shape)
 
 
 @dataclass

@@ -131,7 +131,11 @@ def floors(case: Case, grad_output: np.ndarray | None = None) -> dict[str, np.nd
             return _softmax_family_floors(f, arrays[0], params, g)
         if f in extreme.INDEX_LOSSES:
             return _index_loss_floors(f, arrays, params, g)
-        return _binary_floors(f, arrays, params, g, case.dtype)
+        if f in ("binary_cross_entropy", "binary_cross_entropy_with_logits"):
+            return _binary_floors(f, arrays, params, g, case.dtype)
+    # Not modelled here (linear_cross_entropy has its own scales, lossproofs.linear_targets):
+    # None, and the checks keep the whole-result scale.
+    return {"forward": None, "input gradient": None, "target gradient": None}
 
 
 def error_floors(case: Case) -> tuple[np.ndarray, np.ndarray]:
