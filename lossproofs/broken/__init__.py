@@ -22,14 +22,16 @@ assertion rather than an import error or a crash, and that the twin passes those
 ``python -m lossproofs report --teeth --out docs/conformance --overwrite`` writes the same run
 as a table (docs/conformance/teeth.md, with the example at which each test first failed).
 
-The ``linear_*`` modules (chunked ``linear_cross_entropy``) are not in :data:`CATALOGUE`: the
-packaged suite has no linear_cross_entropy properties; ``tests/test_linear_cross_entropy.py``
-runs their checks and a correct chunked implementation (what their twins compute).
+The ``linear_*`` modules (chunked ``linear_cross_entropy``) are not in :data:`CATALOGUE` yet:
+``lossproofs/suite/test_linear_cross_entropy.py`` runs its checks against each directly and
+against a correct chunked implementation (what their twins compute).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from lossproofs.registry import LOSSES
 
 # Test files a teeth run draws from; the ``keyword`` of each entry's function narrows them.
 FAST_FILES = ("test_forward.py", "test_gradients.py",
@@ -37,16 +39,8 @@ FAST_FILES = ("test_forward.py", "test_gradients.py",
               "test_identities.py")
 ACCURACY_FILES = ("test_accuracy.py",)
 
-# pytest -k expressions selecting the tests of one function (names overlap: cross_entropy is
-# part of binary_cross_entropy, softmax of log_softmax).
-FUNCTION_KEYWORDS = {
-    "softmax": "(softmax and not log_softmax)",
-    "log_softmax": "log_softmax",
-    "nll_loss": "nll_loss",
-    "cross_entropy": "(cross_entropy and not binary_cross_entropy)",
-    "binary_cross_entropy": "(binary_cross_entropy and not with_logits)",
-    "binary_cross_entropy_with_logits": "binary_cross_entropy_with_logits",
-}
+# pytest -k expressions selecting the tests of one function: each function's declared keyword.
+FUNCTION_KEYWORDS = {name: loss.keyword for name, loss in LOSSES.items()}
 
 # Not run against broken modules: the test_reference_* tests do not use the target at all.
 # (The ledger's tests, test_divergences.py, pin torch's own departures and are not among the
