@@ -130,7 +130,7 @@ def floors(case: Case, grad_output: np.ndarray | None = None) -> dict[str, np.nd
         if f in extreme.SOFTMAX_FAMILY:
             return _softmax_family_floors(f, arrays[0], params, g)
         if f in extreme.INDEX_LOSSES:
-            return _index_loss_floors(f, arrays, params, g)
+            return _index_loss_floors(f, arrays, params, g, case.dtype)
         if f in ("binary_cross_entropy", "binary_cross_entropy_with_logits"):
             return _binary_floors(f, arrays, params, g, case.dtype)
     # Not modelled here (linear_cross_entropy has its own scales, lossproofs.linear_targets):
@@ -196,7 +196,7 @@ def _upstream_rows(g: np.ndarray, reduction: str, den: float, loss_shape) -> np.
     return per / den if reduction == "mean" else per
 
 
-def _index_loss_floors(f, arrays, k, g):
+def _index_loss_floors(f, arrays, k, g, dtype="float64"):
     x, t = arrays
     rows, loss_shape = _to_rows(np.asarray(x, dtype=np.float64))
     n, c = rows.shape
@@ -204,7 +204,8 @@ def _index_loss_floors(f, arrays, k, g):
     eps = k.get("label_smoothing", 0.0) if f == "cross_entropy" else 0.0
     probabilities = f == "cross_entropy" and t.shape == x.shape and t.dtype.kind == "f"
     if probabilities:
-        return _probability_target_floors(rows, _to_rows(t)[0], x.shape, loss_shape, k, g, eps)
+        return _probability_target_floors(rows, _to_rows(t)[0], x.shape, loss_shape, k, g, eps,
+                                          dtype)
     kept, safe_t, wt, w = _index_rows(t, k.get("weight"), c, k.get("ignore_index", -100))
     w = np.abs(w)
     wt = np.abs(wt)  # w[t_i], 0 where t_i is ignored (torch returns exactly 0 there)
@@ -239,7 +240,7 @@ def _index_loss_floors(f, arrays, k, g):
             "input gradient": _from_rows(grad, x.shape), "target gradient": None}
 
 
-def _probability_target_floors(rows, t_rows, shape, loss_shape, k, g, eps):
+def _probability_target_floors(rows, t_rows, shape, loss_shape, k, g, eps, dtype):
     n, c = rows.shape
     red = k.get("reduction", "mean")
     w = np.abs(k.get("weight", np.ones(c)))
@@ -255,8 +256,10 @@ def _probability_target_floors(rows, t_rows, shape, loss_shape, k, g, eps):
     py = y * (1 + np.abs(d) + acc)  # |p| with its conditioning, as for softmax
     # s·(p·Σ_c T_c w_c − T⊙w): the row sum has C terms.
     grad = s[:, None] * (py * acc * np.sum(tw, axis=1, keepdims=True) + tw)
-    # ∂ℓ/∂t = −lp·w·(1 − ε)·s: products of lp (with its floor) and the factors.
-    target = s[:, None] * w * (1 - eps) * lp_terms
+    # ∂ℓ/∂t = −lp·w·(1 − ε)·s: products of lp (with its floor) and the factors; g·w is formed
+    # first, and where it is subnormal it carries half a subnormal step (tiny·ε/2), which |lp|
+    # multiplies (as for BCE's g·(p − y)): tiny/ε·(ε/2) in units of the floor's ε.
+    target = (s[:, None] * w + tiny(dtype)) * (1 - eps) * lp_terms
     return {"forward": _reduce_floor(per.reshape(loss_shape), red, den),
             "input gradient": _from_rows(grad, shape), "target gradient": _from_rows(target, shape)}
 
