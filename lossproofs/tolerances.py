@@ -43,10 +43,10 @@ _EPS = {dtype: eps(dtype) for dtype in DTYPES}  # 2⁻⁵², 2⁻²³, 2⁻¹⁰
 TOLERANCES: dict[tuple[str, str], Tolerance] = {
     ("float64", "forward"): Tolerance(
         16 * _EPS["float64"], 16 * _EPS["float64"],
-        "a few roundings per term and sums of ≤ 135 terms; worst seen 1.4 ε (nll_loss sum)"),
+        "a few roundings per term and sums of ≤ 135 terms; worst seen 1.9 ε (BCE-logits)"),
     ("float64", "gradient"): Tolerance(
         16 * _EPS["float64"], 16 * _EPS["float64"],
-        "softmax, weights and 1/denominator, ≤ 1 ε each; worst seen 2.6 ε (cross_entropy)"),
+        "softmax, weights and 1/denominator, ≤ 1 ε each; worst seen 2.7 ε (logsumexp)"),
     ("float32", "forward"): Tolerance(
         16 * _EPS["float32"], 16 * _EPS["float32"],
         "float32 arithmetic, float64's operation count; worst seen 4.0 ε (BCE-logits)"),
@@ -58,7 +58,7 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
         "float32 internally, rounded to float16 (½ ε) once or twice; worst seen 1.4 ε"),
     ("float16", "gradient"): Tolerance(
         4 * _EPS["float16"], 4 * _EPS["float16"],
-        "float16 grad_output times a float32-computed factor, rounded; worst seen 1.7 ε"),
+        "float16 grad_output times a float32-computed factor, rounded; worst seen 2.0 ε"),
     ("bfloat16", "forward"): Tolerance(
         4 * _EPS["bfloat16"], 4 * _EPS["bfloat16"],
         "float32 internally, rounded to bfloat16 (½ ε) once or twice; worst seen 1.4 ε"),
@@ -67,7 +67,9 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
         "bfloat16 grad_output times a float32-computed factor, rounded; worst seen 2.1 ε"),
 }
 # "worst seen": max of |actual − expected| / (ε·(scale + |expected|)) over 400 draws per
-# function × dtype of the ordinary strategies, torch 2.13 CPU (scripted sweep, 2026-11-27).
+# function × dtype of the ordinary strategies, torch 2.13 CPU (scripted sweep, 2026-11-27);
+# raised where the per-element scales give more (100 draws per function × dtype, 2026-11-29:
+# float64 forward 1.9, gradient 2.7; float16 gradient 2.0; the rest at most the values above).
 
 
 def tolerance(dtype: str, kind: str = "forward") -> Tolerance:
