@@ -228,8 +228,9 @@ def _index_loss_floors(f, arrays, k, g, dtype="float64"):
     lp_terms = 1 + np.abs(d) + np.log(c) + acc  # as for log_softmax
     per = (1 - eps) * wt * lp_terms[at_t]
     if eps > 0:
-        # (ε/C)·Σ_c w_c·(−lp_c) for a kept target.
-        per = per + np.where(kept, eps / c * np.sum(w * lp_terms, axis=1), 0.0)
+        # (ε/C)·Σ_c w_c·(−lp_c) for a kept target: a C-term sum, so its rounding grows by A(C)
+        # (a weight of 8 on a class 2·10⁴ below the max made torch's float64 sum 3 ulps off).
+        per = per + np.where(kept, eps / c * acc * np.sum(w * lp_terms, axis=1), 0.0)
     onehot = np.zeros_like(rows)
     onehot[at_t] = 1
     py = y * (1 + np.abs(d) + acc)  # |p| with its conditioning, as for softmax

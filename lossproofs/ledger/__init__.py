@@ -85,9 +85,9 @@ class Divergence:
 
 
 def _entries() -> tuple[Divergence, ...]:
-    from lossproofs.ledger import accuracy, large, linear, torch
+    from lossproofs.ledger import accuracy, bounds, large, linear, torch
 
-    return (*torch.ENTRIES, *large.ENTRIES, *accuracy.ENTRIES, *linear.ENTRIES)
+    return (*torch.ENTRIES, *bounds.ENTRIES, *large.ENTRIES, *accuracy.ENTRIES, *linear.ENTRIES)
 
 
 LEDGER: tuple[Divergence, ...] = _entries()

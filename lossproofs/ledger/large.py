@@ -87,6 +87,8 @@ def _logsumexp_half_sum_overflow(case: Case, direction: str) -> bool:
     dims = params["dim"] if isinstance(params["dim"], tuple) else (params["dim"],)
     lse = reference.logsumexp(x, dims, keepdim=True)
     # Σ exp(x − max) = exp(lse − max) ≤ the number of terms.
+    if x.size == 0 or x.ndim == 0:  # no sum of several terms to overflow
+        return False
     return bool(np.any(np.exp(lse - np.max(x, axis=dims, keepdims=True))
                        > max_finite(case.dtype)))
 
