@@ -3,8 +3,11 @@
 Loaded with ``-p lossproofs.suite.plugin`` (the repository's pyproject and the packaged
 ``lossproofs/suite/pytest.ini`` both do; ``lossproofs test`` runs the packaged suite with it).
 
-- ``--target NAME`` (or ``LOSSPROOFS_TARGET``) picks the implementation: ``torch`` (default),
-  ``nn``, ``compile``, ``cuda`` or ``module:package.module``.
+- ``--target NAME`` (or ``LOSSPROOFS_TARGET``) picks the implementation (``torch`` by default;
+  see ``--help`` and :mod:`lossproofs.targets`).
+- The one divergence mechanism: ``test_divergences.py`` tests parametrized as ``divergence``
+  with a ledger entry become strict xfails, expecting the entry's exception, for targets of the
+  entry's families.
 - The hypothesis profile is ``LOSSPROOFS_PROFILE`` or ``--hypothesis-profile``; otherwise
   ``ci`` when the ``CI`` variable is set and ``dev`` elsewhere.
 """
@@ -44,8 +47,9 @@ settings.load_profile(
 def pytest_addoption(parser):
     parser.addoption(
         "--target", default=os.environ.get("LOSSPROOFS_TARGET") or "torch",
-        help="implementation under test: torch (default), nn, compile, cuda, "
-             "module:package.module (env LOSSPROOFS_TARGET)")
+        help="implementation under test: torch (default), nn, compile, cuda, chunked, "
+             "chunked:<acc_policy>,<chunking_method>,<batch_chunk_size>, jax, tensorflow, "
+             "tinygrad, module:package.module (env LOSSPROOFS_TARGET)")
 
 
 def pin_hypothesis_constants() -> bool:
@@ -81,9 +85,6 @@ def pin_hypothesis_constants() -> bool:
 
 def pytest_configure(config):
     pin_hypothesis_constants()
-    config.addinivalue_line(
-        "markers", "torch_divergence(reason, raises): torch fails this check (a strict xfail "
-                   "for torch-family targets, expecting `raises`)")
     # Resolve the target before collection: a bad --target (or cuda without a GPU) is one usage
     # error up front, not an error in every test that uses the `impl` fixture.
     _target(config)
@@ -106,11 +107,6 @@ def pytest_collection_modifyitems(config, items):
             marker = ledger.xfail_for(target, entry)
             if marker is not None:
                 item.add_marker(marker)
-        marker = item.get_closest_marker("torch_divergence")
-        if marker and ledger.TORCH in target.families:
-            item.add_marker(pytest.mark.xfail(
-                strict=True, raises=marker.kwargs.get("raises", AssertionError),
-                reason=marker.kwargs["reason"]))
     for check, filename in OPTIONAL_CHECKS.items():
         reason = target.unsupported(check)
         if not reason:
