@@ -8,9 +8,11 @@ set aside element by element, :mod:`lossproofs.ledger`), and counts, for every f
 
 - ``cases``: cases drawn; ``nontrivial``: cases with at least two elements, non-constant
   logits and at least one non-zero expected value, where a wrong kernel can show;
-- ``set_aside``: cases a known divergence covers as a whole (not compared), with the entries
-  that did it in ``set_aside_why``; ``elements_set_aside`` / ``elements``: the element-level
-  set-asides of the cases that were compared;
+- ``set_aside``: cases of which nothing was compared (known divergences cover both the forward
+  value and the gradient as a whole); ``forward_set_aside`` and ``gradient_set_aside``: cases
+  whose forward value, or gradient, was not compared (a torch backward that raises, say), with
+  the entries that did it in ``set_aside_why``; ``elements_set_aside`` / ``elements``: the
+  element-level set-asides of the results that were compared;
 - ``failed``: cases that failed a check (a conforming target has none);
 - ``max_N``, ``max_C``, ``max_K``, ``max_total_weight``: the largest batch (rows), class count,
   K-dim spatial extent and total class weight (Σ w[t] over kept targets; Σ w for BCE) reached.
@@ -47,6 +49,7 @@ from lossproofs.targets import Target, get_target
 CI_CASES = 100  # the ci profile's examples per property
 QUICK_CASES = 12
 MAX_SET_ASIDE_SHARE = 0.05  # of a function × dtype's draws; more hides too much evidence
+LARGE_CASES = 2  # per size-tier stratum, as test_large draws under the ci profile
 
 
 @dataclass
@@ -56,7 +59,9 @@ class Row:
     family: str
     cases: int = 0
     nontrivial: int = 0
-    set_aside: int = 0
+    set_aside: int = 0  # nothing of the case compared
+    forward_set_aside: int = 0  # the forward value not compared
+    gradient_set_aside: int = 0  # the gradient not compared
     failed: int = 0
     elements: int = 0
     elements_set_aside: int = 0
@@ -118,7 +123,7 @@ nontrivial = checks.nontrivial
 
 # -- the run ---------------------------------------------------------------------------------------
 def collect(impl: Target, functions=FUNCTION_NAMES, dtypes=DTYPES, n: int = CI_CASES,
-            seed: int = DEFAULT_SEED, progress=None) -> list[Row]:
+            seed: int = DEFAULT_SEED, progress=None, large: bool = True) -> list[Row]:
     """Draw, check and count; one :class:`Row` per function × dtype × family reached."""
     rows: list[Row] = []
     for function in functions:
@@ -127,7 +132,8 @@ def collect(impl: Target, functions=FUNCTION_NAMES, dtypes=DTYPES, n: int = CI_C
         declared = LOSSES[function]
         for dtype in dtypes:
             table: dict[str, Row] = {}
-            for i, case in enumerate(sample_cases(function, dtype, n, seed)):
+            tier = _large_cases(function, dtype, seed) if large else []
+            for i, case in enumerate(sample_cases(function, dtype, n, seed) + tier):
                 if impl.excluded(case):  # outside the target's declared capabilities
                     continue
                 expected = checks.reference_forward(case)
@@ -142,7 +148,8 @@ def collect(impl: Target, functions=FUNCTION_NAMES, dtypes=DTYPES, n: int = CI_C
                     outcomes = [checks.check_forward(impl, case),
                                 checks.check_gradients(impl, case, seed + i, wrt_target)]
                 reached = sizes(case)
-                for family in ("all", *sorted(case.tags)):
+                tier = "large" if "large" in case.tags else "ordinary"
+                for family in ("all", tier, *sorted(case.tags - {"large"})):
                     row = table.setdefault(family, Row(function, dtype, family))
                     _count(row, case, expected, outcomes, reached)
             rows.extend(table.values())
@@ -157,8 +164,12 @@ def _count(row: Row, case: Case, expected, outcomes, reached) -> None:
     row.cases += 1
     row.nontrivial += checks.nontrivial(case, expected)
     whole = [o for o in outcomes if o.status == "set aside"]
-    if whole:
+    forward, gradient = (o.status == "set aside" for o in outcomes)
+    row.forward_set_aside += forward
+    row.gradient_set_aside += gradient
+    if forward and gradient:
         row.set_aside += 1
+    if whole:
         for o in whole:
             for name in o.divergences.split(", "):
                 row.set_aside_why[name] = row.set_aside_why.get(name, 0) + 1
@@ -173,9 +184,38 @@ def _count(row: Row, case: Case, expected, outcomes, reached) -> None:
     row.max_total_weight = max(row.max_total_weight, float(reached["total_weight"]))
 
 
+def _large_cases(function: str, dtype: str, seed: int) -> list[Case]:
+    """The size tier's draws (``lossproofs/strategies/large.py``; strata at random, on average
+    as many per stratum as its properties draw under the ci profile): tagged ``large``, so they
+    count in that family and in ``all`` (the largest sizes reached), not in the set-aside
+    budget of the ordinary draws."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as hypothesis_seed
+    from hypothesis import strategies as st
+
+    from lossproofs.strategies.large import STRATA, large_cases
+
+    drawn: list[Case] = []
+    strategy = st.sampled_from(STRATA.get(function, ())).flatmap(
+        lambda stratum: large_cases(function, stratum, dtype))
+    if not STRATA.get(function):
+        return drawn
+
+    @hypothesis_seed(seed)
+    @settings(max_examples=LARGE_CASES * len(STRATA[function]), database=None, deadline=None,
+              derandomize=False, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(data=st.data())
+    def collect(data):
+        drawn.append(data.draw(strategy))
+
+    collect()
+    return drawn
+
+
 def over_budget(rows: list[Row]) -> list[Row]:
     """The function × dtype rows whose whole-case set-aside share exceeds the budget."""
-    return [r for r in rows if r.family == "all" and r.set_aside_share > MAX_SET_ASIDE_SHARE]
+    return [r for r in rows if r.family == "ordinary" and r.set_aside_share > MAX_SET_ASIDE_SHARE]
 
 
 # -- writing ---------------------------------------------------------------------------------------
@@ -203,25 +243,33 @@ def to_markdown(payload: dict[str, Any]) -> str:
         f"{env['target']['name']} — {env['target']['description']} ({env['target']['version']}).",
         f"{payload['cases_per_function_and_dtype']} seeded cases per function × dtype (seed "
         f"{payload['seed']}), drawn from the suite's ordinary strategies and run through its "
-        "forward and gradient checks. *Non-trivial*: ≥ 2 elements, non-constant logits and a "
-        "non-zero expected value. *Set aside*: cases a known divergence covers as a whole "
-        f"(budget ≤ {100 * payload['max_set_aside_share']:.0f} % per function × dtype); "
-        "*elements set aside*: the element-level set-asides of compared cases.",
+        "forward and gradient checks, plus the size tier's draws (about 2 per stratum, family "
+        "`large`). *Non-trivial*: ≥ 2 elements, non-constant logits and a non-zero expected "
+        "value. *Set aside*: cases of which nothing was compared (budget ≤ "
+        f"{100 * payload['max_set_aside_share']:.0f} % of the ordinary draws per function × "
+        "dtype); *forward / gradient set aside*: cases whose forward value or gradient a known "
+        "divergence covers as a whole (a backward that raises, every element affected); "
+        "*elements set aside*: the element-level set-asides of compared results. The maxima "
+        "include the size tier.",
         "",
     ]
     over = payload["over_budget"]
     lines += [f"**Over the set-aside budget: {', '.join(over)}.**" if over
               else "Every function × dtype is within the set-aside budget.", ""]
     lines += ["## Per function × dtype", "",
-              "| function | dtype | cases | non-trivial | set aside | elements set aside | "
-              "failed | max N | max C | max K | max total weight |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "| function | dtype | cases (large) | non-trivial | set aside | forward / gradient "
+              "set aside | elements set aside | failed | max N | max C | max K | "
+              "max total weight |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     rows = payload["rows"]
+    large = {(r["function"], r["dtype"]): r["cases"] for r in rows if r["family"] == "large"}
     for r in (r for r in rows if r["family"] == "all"):
         lines.append(
-            f"| {r['function']} | {r['dtype']} | {r['cases']} | "
+            f"| {r['function']} | {r['dtype']} | "
+            f"{r['cases']} ({large.get((r['function'], r['dtype']), 0)}) | "
             f"{r['nontrivial']} ({_pct(r['nontrivial'], r['cases'])}) | "
             f"{r['set_aside']} ({_pct(r['set_aside'], r['cases'])}) | "
+            f"{r['forward_set_aside']} / {r['gradient_set_aside']} | "
             f"{r['elements_set_aside']} of {r['elements']} | {r['failed']} | {r['max_N']} | "
             f"{r['max_C']} | {r['max_K']} | {r['max_total_weight']:.4g} |")
     lines += ["", "## Per parameter family (all dtypes)", "",

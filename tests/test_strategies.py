@@ -103,15 +103,16 @@ def test_ordinary_draws_are_not_trivial(function):
 
 
 # Functions drawn by the same strategy code (softmax_cases): their row strata are one stratum.
-SAME_STRATEGY = {"softmax": ("softmax", "log_softmax", "logsumexp")}
-SAME_STRATEGY.update({f: SAME_STRATEGY["softmax"] for f in SAME_STRATEGY["softmax"]})
+SAME_STRATEGY = {f: family for family in (("softmax", "log_softmax", "logsumexp"),
+                                           ("nll_loss", "cross_entropy"))
+                 for f in family}
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_named_strata_are_reached(function):
-    """Each named stratum is drawn (for the softmax family, whose three functions share one
-    strategy, by their samples together: a 5 % stratum can miss one derandomized sample of 200
-    when hypothesis repeats its seeds)."""
+    """Each named stratum is drawn (for functions that share a strategy — the softmax family,
+    nll_loss and index-target cross_entropy — by their samples together: a 5 % stratum can miss
+    one derandomized sample of 200 when hypothesis repeats its seeds)."""
     tags = collections.Counter(t for f in SAME_STRATEGY.get(function, (function,))
                                for c in ordinary(f) for t in c.tags)
     tags.update(t for c in ordinary(function) for t in c.tags if t == "tuple dim")

@@ -66,6 +66,7 @@ class Divergence:
     expected: Any = None
     seed: int = 0  # of the random grad_output, for gradient checks
     floored: bool = True  # accuracy checks: count ULPs above the fair floor (else raw ULPs)
+    wrt_target: bool = False  # gradient checks: the target's gradient too
 
     def __post_init__(self):
         if self.check not in CHECKS:
@@ -193,7 +194,7 @@ def run_check(target, entry: Divergence, case: Case | None = None):
     if entry.check == "forward":
         return checks.check_forward(target, case, known=False)
     if entry.check == "gradient":
-        return checks.check_gradients(target, case, entry.seed, known=False)
+        return checks.check_gradients(target, case, entry.seed, entry.wrt_target, known=False)
     if entry.check == "special value":
         return checks.check_special_value(target, case, entry.expected)
     if entry.check == "rejects":

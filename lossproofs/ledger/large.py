@@ -208,6 +208,89 @@ _ISSUES = (
 )
 
 
+def _non_last_dim_long_rows(case: Case, direction: str) -> bool:
+    """torch's CPU float32 softmax/log_softmax along a dim that is not the last: the whole case
+    once the reduced extent reaches 2¹⁵ (below it the error stays within the bound)."""
+    if case.function not in ("softmax", "log_softmax") or case.dtype != "float32":
+        return False
+    x = case.arrays[0]
+    dim = case.params.get("dim")
+    if x.ndim < 2 or not isinstance(dim, int):
+        return False
+    axis = dim % x.ndim
+    return axis != x.ndim - 1 and x.shape[axis] >= 2**15
+
+
+def _bce_target_gradient_cancellation(case: Case, direction: str):
+    """The elements where w·g·(log(1 − p) − log p), formed from the two rounded logarithms,
+    cancels beyond the bound: two roundings of the terms (|grad_output| ≤ 2, the suite's draw)
+    against the tolerance at the exact difference."""
+    if (direction != "gradient" or case.function != "binary_cross_entropy"
+            or case.dtype not in ("float64", "float32")):
+        # float16 and bfloat16 form the logarithms in float32 and round the result once
+        return False
+    (p, _), params = case.reference_args()
+    w = params.get("weight")
+    w = np.ones_like(p) if w is None else np.broadcast_to(w, p.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_p, log_q = np.maximum(np.log(p), -100.0), np.maximum(np.log1p(-p), -100.0)
+    terms = 2.0 * np.abs(w) * (np.abs(log_p) + np.abs(log_q))
+    exact = 2.0 * np.abs(w) * np.abs(log_q - log_p)
+    tol = tolerance(case.dtype, "gradient")
+    return 2.0 * eps(case.dtype) * terms > tol.atol + tol.rtol * exact
+
+
+_NON_LAST_X = np.random.default_rng(0).uniform(-10.0, 10.0, (2, 50257, 3))
+_HALF_P = np.random.default_rng(1).uniform(0.4, 0.6, 64)
+_HALF_Y = np.random.default_rng(2).uniform(0.0, 1.0, 64)
+SEQUENTIAL = (
+    "torch's CPU kernel for a dim that is not the last sums exp(x − m) over the classes "
+    "sequentially in float32: the relative error grows linearly with C (1.3e-5 at C = 16384, "
+    "3.7e-5 ≈ 620 ulps at 50257, uniform logits in [−10, 10]) where a pairwise sum stays near "
+    "log₂ C ulps; the last-dim kernel is within the bound at the same C (found by lossproofs "
+    "evidence's size-tier draws, torch 2.13 CPU; no upstream issue found)")
+
+OTHER_ENTRIES: tuple[Divergence, ...] = (
+    Divergence(
+        "float32 softmax along a non-last dim sums sequentially over a large vocabulary",
+        "softmax", "forward", Case("softmax", (_NON_LAST_X,), {"dim": 1}, "float32"),
+        SEQUENTIAL, families=EAGER, affected=_non_last_dim_long_rows,
+        near_miss=Case("softmax", (np.moveaxis(_NON_LAST_X, 1, -1),), {"dim": -1}, "float32")),
+    Divergence(
+        "float32 log_softmax gradient along a non-last dim sums sequentially",
+        "log_softmax", "gradient", Case("log_softmax", (_NON_LAST_X,), {"dim": 1}, "float32"),
+        "the gradient g − exp(lp)·Σ g has the same sequential class sum: one element 9 % off "
+        "(−2.040 for −2.247's neighbourhood) at C = 50257; " + SEQUENTIAL, families=EAGER,
+        direction="gradient", affected=_non_last_dim_long_rows,
+        near_miss=Case("log_softmax", (np.moveaxis(_NON_LAST_X, 1, -1),), {"dim": -1},
+                       "float32")),
+    Divergence(
+        "binary_cross_entropy target gradient cancels log(1 − p) − log p near p = ½",
+        "binary_cross_entropy", "gradient",
+        Case("binary_cross_entropy", (_HALF_P, _HALF_Y),
+             {"weight": np.full(64, 1e300), "reduction": "sum"}, "float64"),
+        "the gradient with respect to the target, w·g·(log(1 − p) − log p), is formed from the "
+        "two rounded logarithms, which cancel near p = ½: 1.25e-14 relative (56 ε) off in "
+        "float64, 4.5e-6 (37 ε) in float32, once the weight (1e300 here) makes the bound purely "
+        "relative; log1p((1 − 2p)/p) has no cancellation (found by lossproofs evidence's "
+        "size-tier draws, torch 2.13 CPU; no upstream issue found)", families=EAGER,
+        direction="gradient", affected=_bce_target_gradient_cancellation, wrt_target=True,
+        near_miss=Case("binary_cross_entropy", (_HALF_P, _HALF_Y), {"reduction": "sum"},
+                       "float64")),
+    Divergence(
+        "binary_cross_entropy half-precision target gradient cancels near p = ½",
+        "binary_cross_entropy", "gradient",
+        Case("binary_cross_entropy", (_HALF_P, _HALF_Y),
+             {"weight": np.full(64, 1e30), "reduction": "sum"}, "bfloat16"),
+        "the same cancellation in bfloat16 and float16, where the difference is formed in the "
+        "dtype: 18 % off in bfloat16 at a weight of 1e30 (50 % on the size tier's draws), "
+        "1.5 % in float16 at 100. Not set aside in the properties: at ordinary weights it stays "
+        "within the bound, and a predicate from the rounding bound would also cover elements "
+        "torch gets right (found by lossproofs evidence's size-tier draws, torch 2.13 CPU; no "
+        "upstream issue found)", families=EAGER, direction="gradient", wrt_target=True),
+)
+
+
 def _ordinary_twin(example: Case) -> Case:
     """The example cut to an ordinary size: 4 rows, at most 100 classes, unit weights."""
     x, t = (*example.arrays, None)[:2]
@@ -222,4 +305,4 @@ def _ordinary_twin(example: Case) -> Case:
 ENTRIES: tuple[Divergence, ...] = tuple(
     Divergence(name, example.function, direction, example, reason, families=EAGER,
                direction=direction, affected=applies, near_miss=_ordinary_twin(example))
-    for name, direction, applies, example, reason in _ISSUES)
+    for name, direction, applies, example, reason in _ISSUES) + OTHER_ENTRIES
