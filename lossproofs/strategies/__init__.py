@@ -394,241 +394,6 @@ def softmax_cases(draw, function: str = "softmax", dtype: str | None = None) -> 
     return Case(function, (x,), params, _dtype(draw, dtype), layout, _tags(*tags))
 
 
-@st.composite
-def nll_loss_cases(draw, dtype: str | None = None, function: str = "nll_loss", *,
-                   ignored: bool = True, weighted: bool = True, smoothed: bool = True,
-                   allow_empty: bool = False, uint8: bool = True,
-                   reduction: str | None = None, weight: bool | None = None,
-                   ignore: str | None = None, smoothing: bool | None = None,
-                   ignore_kind: str | None = None,
-                   shape: tuple[int, ...] | None = None) -> Case:
-    """``nll_loss`` (or index-target ``cross_entropy``) over every parameter family.
-
-    The keyword switches turn families off for identities that hold only without them:
-    ``ignored`` (ignore_index and ignored targets), ``weighted``, ``smoothed`` (label
-    smoothing, cross_entropy only) and ``uint8`` targets. ``allow_empty`` is accepted for
-    compatibility; ordinary draws are never empty (see :mod:`.degenerate`).
-
-    The combination arguments fix one family each instead of drawing it: ``reduction``,
-    ``weight`` (True: a class weight, False: none), ``ignore`` (``"partial"``: an
-    ``ignore_index`` with at least one kept and one ignored target, ``"all"``, ``"none"``, or
-    ``"absent"``: no ignore_index argument and no ignored target) and ``smoothing`` (True: label
-    smoothing in (0, 1], False: none), ``ignore_kind`` (which ``ignore_index``: one of
-    ``IGNORE_KINDS``). ``shape`` fixes the input's shape.
-    """
-    del allow_empty
-    force_partial = ignore == "partial"
-    if shape is None:
-        single = (not force_partial and _stratum(
-            draw, ("single class", SINGLE_CLASS_SHARE), default="") == "single class")
-        shape = draw(class_shapes(min_classes=1 if single else 2))
-        if single:
-            shape = tuple(1 if i == class_dim(shape) else d for i, d in enumerate(shape))
-        if force_partial and int(np.prod(target_shape(shape))) < 2:
-            shape = (2, *shape) if len(shape) == 1 else (max(2, shape[0]), *shape[1:])
-    cd = class_dim(shape)
-    c = shape[cd]
-    layout = _layout_for(draw, shape, cd)
-    stratum = row_stratum(draw)
-    x = draw(row_values(shape, cd, -LOGIT_BOUND, LOGIT_BOUND, stratum))
-    params: dict = {}
-    # torch accepts uint8 targets only for (C,) and (N, C) inputs; K-dim inputs reject them
-    # (an error case, see lossproofs.error_cases).
-    uint8 = uint8 and len(shape) <= 2 and ignore_kind not in ("default", "negative")
-    target_dtype = draw(st.sampled_from([np.int64, np.int64, np.uint8] if uint8
-                                        else [np.int64]))
-    ignore_index = DEFAULT_IGNORE_INDEX
-    use_ignore = (ignore in ("partial", "all", "none") if ignore is not None
-                  else ignored and _choice(draw, (True, False)))
-    if use_ignore:
-        ignore_index = draw(ignore_indices(c, uint8=target_dtype == np.uint8, kind=ignore_kind))
-        params["ignore_index"] = ignore_index
-        t = draw(index_targets(shape, ignore_index, target_dtype,
-                               ignored=ignore if ignore in IGNORE_STRATA else None))
-    else:
-        t = draw(index_targets(shape, None, target_dtype))
-    if layout == "expanded":
-        x = _expanded(x)  # the target keeps its values; Case.torch_args slices it instead
-    if weight is None:
-        weight = weighted and _choice(draw, (True, False))
-    w = draw(class_weight_arrays(c)) if weight else None
-    if w is not None:
-        params["weight"] = w
-    params["reduction"] = (reduction if reduction is not None
-                           else _choice(draw, HARD_FIRST_REDUCTIONS))
-    eps = 0.0
-    if function == "cross_entropy" and (smoothing if smoothing is not None else smoothed):
-        eps = draw(positive_label_smoothings() if smoothing else label_smoothings())
-        if eps:
-            params["label_smoothing"] = eps
-    share = ignored_share(t, ignore_index) if use_ignore else "absent"
-    tags = [
-        "reduction", f"reduction:{params['reduction']}",
-        "weight" if w is not None else None,
-        "ignore_index" if use_ignore else None, f"ignore:{share}",
-        "label_smoothing" if eps else None,
-        "unbatched" if len(shape) == 1 else None, "k-dim" if len(shape) > 2 else None,
-        "single class" if c == 1 else None, _row_tags(stratum),
-        None if layout == "contiguous" else "non-contiguous", f"layout:{layout}",
-        "uint8 target" if target_dtype == np.uint8 else None,
-    ]
-    return Case(function, (x, t), params, _dtype(draw, dtype), layout, _tags(*tags))
-
-
-@st.composite
-def cross_entropy_probability_cases(draw, dtype: str | None = None, *,
-                                    reduction: str | None = None, weight: bool | None = None,
-                                    smoothing: bool | None = None) -> Case:
-    """``cross_entropy`` with class-probability targets (the target has the input's shape).
-
-    ``reduction``, ``weight`` and ``smoothing`` fix a family instead of drawing it, as in
-    :func:`nll_loss_cases`.
-    """
-    single = _stratum(draw, ("single class", SINGLE_CLASS_SHARE), default="") == "single class"
-    shape = draw(class_shapes(min_classes=1 if single else 2))
-    if single:
-        shape = tuple(1 if i == class_dim(shape) else d for i, d in enumerate(shape))
-    cd = class_dim(shape)
-    c = shape[cd]
-    layout = _layout_for(draw, shape, cd)
-    stratum = row_stratum(draw)
-    x = draw(row_values(shape, cd, -LOGIT_BOUND, LOGIT_BOUND, stratum))
-    t = draw(probability_targets(shape))
-    if layout == "expanded":
-        x = _expanded(x)
-    params: dict = {}
-    if weight is None:
-        weight = _choice(draw, (True, False))
-    w = draw(class_weight_arrays(c)) if weight else None
-    if w is not None:
-        params["weight"] = w
-    params["reduction"] = (reduction if reduction is not None
-                           else _choice(draw, HARD_FIRST_REDUCTIONS))
-    if smoothing is None:
-        eps = draw(label_smoothings())
-    else:
-        eps = draw(positive_label_smoothings()) if smoothing else 0.0
-    if eps:
-        params["label_smoothing"] = eps
-    tags = ["probability target", "reduction", f"reduction:{params['reduction']}",
-            "weight" if w is not None else None,
-            "label_smoothing" if eps else None, "unbatched" if len(shape) == 1 else None,
-            "k-dim" if len(shape) > 2 else None, "single class" if c == 1 else None,
-            _row_tags(stratum), None if layout == "contiguous" else "non-contiguous",
-            f"layout:{layout}"]
-    return Case("cross_entropy", (x, t), params, _dtype(draw, dtype), layout, _tags(*tags))
-
-
-@st.composite
-def cross_entropy_cases(draw, dtype: str | None = None) -> Case:
-    """``cross_entropy`` with either kind of target."""
-    if draw(st.booleans()):
-        return draw(nll_loss_cases(dtype, function="cross_entropy"))
-    return draw(cross_entropy_probability_cases(dtype))
-
-
-CLAMP_SHARE = 30  # percent of BCE cases holding exact endpoints p ∈ {0, 1}
-
-
-@st.composite
-def bce_probabilities(draw, shape) -> np.ndarray:
-    """Probabilities in ``[0, 1]``; in the ``clamp`` stratum (CLAMP_SHARE of the draws) about a
-    third of the elements are the exact endpoints, where log clamps at −100. Endpoints in every
-    element would leave nothing else to compare where an implementation's gradient at the
-    endpoints is a known divergence (float16 torch), so they are a share, not the rule."""
-    p = draw(hnp.arrays(np.float64, shape, elements=st.floats(0.0, 1.0), fill=st.nothing()))
-    if _stratum(draw, ("clamp", CLAMP_SHARE), default="") == "clamp":
-        rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-        at = rng.random(p.shape) < 1 / 3
-        if p.size and not at.any():
-            at.flat[0] = True
-        p = np.where(at, rng.integers(0, 2, p.shape).astype(np.float64), p)
-    return p
-
-
-def bce_targets(shape) -> st.SearchStrategy[np.ndarray]:
-    """Hard ``{0, 1}`` or soft ``[0, 1]`` targets."""
-    return st.one_of(
-        hnp.arrays(np.float64, shape, elements=st.sampled_from([0.0, 1.0]), fill=st.nothing()),
-        float_arrays(shape, 0.0, 1.0))
-
-
-@st.composite
-def bce_shapes(draw) -> tuple[int, ...]:
-    """1-d to 3-d, every dimension ≥ 1 and at least two elements (0-d and single-element
-    inputs are degenerate cases, :mod:`.degenerate`)."""
-    ndim = draw(st.integers(1, 3))
-    shape = [draw(st.integers(1, {1: 12, 2: 8, 3: 5}[ndim])) for _ in range(ndim)]
-    if int(np.prod(shape)) < 2:
-        shape[-1] = 2
-    return tuple(shape)
-
-
-def _not_constant(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """``x`` unless all its elements are equal, then with a ramp added (see vary_rows)."""
-    flat = vary_rows(x.reshape(-1), 0, lo, hi)
-    return flat.reshape(x.shape)
-
-
-@st.composite
-def _bce_input(draw, shape, elements, lo: float, hi: float):
-    layout = _layout_for(draw, shape, None)
-    if layout == "expanded" and int(np.prod(shape[1:])) < 2:
-        layout = "sliced"  # one element per slice: expanded would make the input constant
-    stratum = _stratum(draw, ("constant rows", CONSTANT_ROWS_SHARE), default="varied")
-    if stratum == "constant rows":
-        x = np.full(shape, draw(elements(())).item())
-    elif layout == "expanded":
-        x = _expanded(draw(elements(shape)))
-        x = np.broadcast_to(_not_constant(x[:1], lo, hi), shape).copy()
-    else:
-        x = _not_constant(draw(elements(shape)), lo, hi)
-    return layout, x, stratum
-
-
-def _bce_weight(draw, shape):
-    return draw(float_arrays(draw(broadcast_shapes_into(shape)), 0.0, 3.0))
-
-
-@st.composite
-def binary_cross_entropy_cases(draw, dtype: str | None = None) -> Case:
-    """``binary_cross_entropy`` on 1-d to 3-d inputs, broadcast weights, all reductions."""
-    shape = draw(bce_shapes())
-    layout, p, stratum = draw(_bce_input(shape, bce_probabilities, 0.0, 1.0))
-    y = draw(bce_targets(shape))
-    params: dict = {}
-    if _choice(draw, (True, False)):
-        params["weight"] = _bce_weight(draw, shape)
-    params["reduction"] = _choice(draw, HARD_FIRST_REDUCTIONS)
-    tags = ["reduction", f"reduction:{params['reduction']}",
-            "weight" if "weight" in params else None,
-            "clamp" if ((p == 0) | (p == 1)).any() else None, _row_tags(stratum),
-            None if layout == "contiguous" else "non-contiguous", f"layout:{layout}"]
-    return Case("binary_cross_entropy", (p, y), params, _dtype(draw, dtype), layout, _tags(*tags))
-
-
-@st.composite
-def binary_cross_entropy_with_logits_cases(draw, dtype: str | None = None) -> Case:
-    """``binary_cross_entropy_with_logits`` with broadcast weight and ``pos_weight``."""
-    shape = draw(bce_shapes())
-    layout, x, stratum = draw(_bce_input(shape, lambda s: float_arrays(s, -20.0, 20.0),
-                                         -20.0, 20.0))
-    y = draw(bce_targets(shape))
-    params: dict = {}
-    if _choice(draw, (True, False)):
-        params["weight"] = _bce_weight(draw, shape)
-    if _choice(draw, (True, False)):
-        pw_shape = draw(st.sampled_from([(shape[-1],), (1,)]))
-        params["pos_weight"] = draw(float_arrays(pw_shape, 0.0, 4.0))
-    params["reduction"] = _choice(draw, HARD_FIRST_REDUCTIONS)
-    tags = ["reduction", f"reduction:{params['reduction']}",
-            "weight" if "weight" in params else None,
-            "pos_weight" if "pos_weight" in params else None, _row_tags(stratum),
-            None if layout == "contiguous" else "non-contiguous", f"layout:{layout}"]
-    return Case("binary_cross_entropy_with_logits", (x, y), params, _dtype(draw, dtype), layout,
-                _tags(*tags))
-
-
 def cases(function: str, dtype: str | None = None) -> st.SearchStrategy[Case]:
     """Every ordinary :class:`Case` of ``function`` (a name from ``lossproofs.reference``)."""
     if function in ("softmax", "log_softmax", "logsumexp"):
@@ -652,3 +417,32 @@ INDEX_TARGET_COMBINATIONS = tuple(
 PROBABILITY_TARGET_COMBINATIONS = tuple(
     (reduction, weight, smoothing)
     for reduction in REDUCTIONS for weight in (False, True) for smoothing in (False, True))
+
+
+# The index-target losses' and the binary cross-entropies' strategies (their own modules;
+# imported last, as they build on the helpers above).
+from lossproofs.strategies.binary import (  # noqa: E402
+    CLAMP_SHARE,
+    bce_probabilities,
+    bce_shapes,
+    bce_targets,
+    binary_cross_entropy_cases,
+    binary_cross_entropy_with_logits_cases,
+)
+from lossproofs.strategies.index import (  # noqa: E402
+    cross_entropy_cases,
+    cross_entropy_probability_cases,
+    nll_loss_cases,
+)
+
+__all__ = [
+    "CLAMP_SHARE",
+    "bce_probabilities",
+    "bce_shapes",
+    "bce_targets",
+    "binary_cross_entropy_cases",
+    "binary_cross_entropy_with_logits_cases",
+    "cross_entropy_cases",
+    "cross_entropy_probability_cases",
+    "nll_loss_cases",
+]
