@@ -8,7 +8,7 @@ are set aside element by element: the rest of the result is still compared.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -296,13 +296,14 @@ def check_gradients(impl: Target, case: Case, seed: int, wrt_target: bool = Fals
                     known: bool = True) -> Outcome:
     """The input (and target) gradients of ``case`` under ``impl`` against the closed forms,
     with a random ``grad_output`` drawn from ``seed``; ``known`` as for :func:`check_forward`."""
-    aside = (_set_aside(impl, case, "gradient", case.arrays[0].shape) if known
-             else _nothing_set_aside())
+    # the grad_output gradients() draws from seed: for the error model's floors, and for the
+    # ledger's predicates whose mechanism depends on it (a product with it turning subnormal)
+    g = grad_output_for(case, reference_forward(case).shape, seed)
+    aside = (_set_aside(impl, replace(case, grad_output=g), "gradient", case.arrays[0].shape)
+             if known else _nothing_set_aside())
     if aside.whole:
         return Outcome("set aside", [], aside.names)
     comparisons, messages = [], []
-    # the grad_output gradients() draws from seed, for the error model's floors
-    g = grad_output_for(case, reference_forward(case).shape, seed)
     for name, actual, expected in gradients(impl, case, seed, wrt_target):
         mask = aside.mask if aside.mask is not None and aside.mask.shape == expected.shape \
             else None
