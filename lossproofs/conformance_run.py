@@ -20,9 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import seed as hypothesis_seed
-from hypothesis import strategies as st
 
 from lossproofs import checks, ledger
 from lossproofs.cases import DTYPES, Case
@@ -31,6 +28,7 @@ from lossproofs.error_cases import ERROR_CASES
 from lossproofs.oracle import ulp_distance
 from lossproofs.registry import FUNCTION_NAMES, LOSSES
 from lossproofs.special_cases import SPECIAL_CASES
+from lossproofs.strategies.sampling import sample
 from lossproofs.targets import Target
 from lossproofs.tolerances import tolerance
 
@@ -48,18 +46,7 @@ DEFAULT_SEED = 20240601
 def sample_cases(function: str, dtype: str, n: int, seed: int) -> list[Case]:
     """``n`` cases of ``function`` in ``dtype`` drawn from the suite's strategy with a fixed
     hypothesis seed (so a report can be regenerated); generation only, no shrinking."""
-    drawn: list[Case] = []
-    strategy = LOSSES[function].cases(dtype)
-
-    @hypothesis_seed(seed)
-    @settings(max_examples=n, database=None, deadline=None, derandomize=False,
-              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
-    @given(data=st.data())
-    def collect(data):
-        drawn.append(data.draw(strategy))
-
-    collect()
-    return drawn
+    return sample(LOSSES[function].cases(dtype), n, seed)
 
 
 # -- measuring one comparison -----------------------------------------------------------------

@@ -189,28 +189,16 @@ def _large_cases(function: str, dtype: str, seed: int) -> list[Case]:
     as many per stratum as its properties draw under the ci profile): tagged ``large``, so they
     count in that family and in ``all`` (the largest sizes reached), not in the set-aside
     budget of the ordinary draws."""
-    from hypothesis import HealthCheck, Phase, given, settings
-    from hypothesis import seed as hypothesis_seed
     from hypothesis import strategies as st
 
     from lossproofs.strategies.large import STRATA, large_cases
+    from lossproofs.strategies.sampling import sample
 
-    drawn: list[Case] = []
-    strategy = st.sampled_from(STRATA.get(function, ())).flatmap(
-        lambda stratum: large_cases(function, stratum, dtype))
-    if not STRATA.get(function):
-        return drawn
-
-    @hypothesis_seed(seed)
-    @settings(max_examples=LARGE_CASES * len(STRATA[function]), database=None, deadline=None,
-              derandomize=False, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
-    @given(data=st.data())
-    def collect(data):
-        drawn.append(data.draw(strategy))
-
-    collect()
-    return drawn
+    strata = STRATA.get(function, ())
+    if not strata:
+        return []
+    return sample(st.sampled_from(strata).flatmap(
+        lambda stratum: large_cases(function, stratum, dtype)), LARGE_CASES * len(strata), seed)
 
 
 def over_budget(rows: list[Row]) -> list[Row]:

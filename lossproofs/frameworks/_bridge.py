@@ -107,3 +107,11 @@ def check_reduction(reduction: str) -> None:
     """torch's message for an unknown reduction; the framework never sees the value."""
     if reduction not in ("none", "sum", "mean"):
         raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def not_provided(target: str, declared: dict[str, dict[str, str]], function: str,
+                 family: str) -> NotImplementedError:
+    """The error a framework module raises for a parameter it declares it does not provide
+    (the suite does not draw such cases; a direct caller is told why)."""
+    return NotImplementedError(f"{target} target: {function} {family}: "
+                               f"{declared[function][family]}")

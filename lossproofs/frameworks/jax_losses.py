@@ -24,6 +24,7 @@ from lossproofs.frameworks._bridge import (  # noqa: E402
     Framework,
     bridged,
     check_reduction,
+    not_provided,
     numpy_to_tensor,
     tensor_to_numpy,
 )
@@ -88,8 +89,7 @@ FRAMEWORK = _Jax()
 
 
 def _not_provided(function: str, family: str) -> NotImplementedError:
-    return NotImplementedError(f"jax target: {function} {family}: "
-                               f"{NOT_PROVIDED[function][family]}")
+    return not_provided("jax", NOT_PROVIDED, function, family)
 
 
 def _reduce(loss, reduction):

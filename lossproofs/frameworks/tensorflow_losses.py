@@ -25,6 +25,7 @@ from lossproofs.frameworks._bridge import (
     Framework,
     bridged,
     check_reduction,
+    not_provided,
     numpy_to_tensor,
     tensor_to_numpy,
 )
@@ -110,8 +111,7 @@ FRAMEWORK = _TensorFlow()
 
 
 def _not_provided(function: str, family: str) -> NotImplementedError:
-    return NotImplementedError(f"tensorflow target: {function} {family}: "
-                               f"{NOT_PROVIDED[function][family]}")
+    return not_provided("tensorflow", NOT_PROVIDED, function, family)
 
 
 def _reduce(loss, reduction):

@@ -23,7 +23,7 @@ import torch
 from tinygrad import Tensor, dtypes
 from tinygrad.helpers import Context
 
-from lossproofs.frameworks._bridge import Framework, bridged, numpy_to_tensor
+from lossproofs.frameworks._bridge import Framework, bridged, not_provided, numpy_to_tensor
 
 if shutil.which("clang") is None:
     raise ImportError("tinygrad's CPU device compiles its kernels with clang, which is not on "
@@ -131,8 +131,7 @@ FRAMEWORK = _Tinygrad()
 
 
 def _not_provided(function: str, family: str) -> NotImplementedError:
-    return NotImplementedError(f"tinygrad target: {function} {family}: "
-                               f"{NOT_PROVIDED[function][family]}")
+    return not_provided("tinygrad", NOT_PROVIDED, function, family)
 
 
 def softmax(input, dim, dtype=None):
