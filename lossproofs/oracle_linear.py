@@ -39,14 +39,7 @@ import numpy as np
 from mpmath import mp
 
 from lossproofs import reference
-from lossproofs.oracle import (
-    MAX_PRECISION_BITS,
-    START_PRECISION_BITS,
-    OracleError,
-    round_to_float64,
-    ulp_distance,
-    ulp_size,
-)
+from lossproofs.oracle import round_to_float64_array, ulp_distance, ulp_size, ziv
 
 DEFAULT_IGNORE_INDEX = -100
 
@@ -88,31 +81,19 @@ class _ExactRow:
         return self.e[j] / self.S
 
 
-def _ziv(compute) -> np.ndarray:
-    prec = START_PRECISION_BITS
-    with mp.workprec(prec):
-        previous = _round(compute())
-    while prec < MAX_PRECISION_BITS:
-        prec *= 2
-        with mp.workprec(prec):
-            current = _round(compute())
-        if all(a is None or np.array_equal(a, b, equal_nan=True)
-               for a, b in zip(previous, current)):
-            return current
-        previous = current
-    raise OracleError(f"linear_cross_entropy: no agreement up to {MAX_PRECISION_BITS} bits")
+def _ziv(compute) -> list[np.ndarray | None]:
+    """:func:`lossproofs.oracle.ziv` over the value, or the three gradients (None for an absent
+    bias), every one of them agreeing."""
+    return ziv(compute, _round, _all_agree, "linear_cross_entropy: ")
 
 
-def _round(values) -> list[np.ndarray]:
-    out = []
-    for v in values:
-        if v is None:
-            out.append(None)
-            continue
-        arr = np.asarray(v, dtype=object)
-        out.append(np.array([round_to_float64(e) for e in arr.ravel()],
-                            dtype=np.float64).reshape(arr.shape))
-    return out
+def _all_agree(previous: list[np.ndarray | None], current: list[np.ndarray | None]) -> bool:
+    return all(a is None or np.array_equal(a, b, equal_nan=True)
+               for a, b in zip(previous, current))
+
+
+def _round(values: list[Any]) -> list[np.ndarray | None]:
+    return [None if v is None else round_to_float64_array(v) for v in values]
 
 
 def _layout(input, linear_weight, target, linear_bias, weight, ignore_index):

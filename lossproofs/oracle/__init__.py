@@ -53,7 +53,8 @@ from __future__ import annotations
 # One line per module (the names mirror lossproofs.reference's, the oracle being its exact twin).
 # isort: off
 from lossproofs.oracle._precision import (LARGE_ROW, LARGE_ROW_PRECISION_BITS, MAX_PRECISION_BITS,
-                                          START_PRECISION_BITS, OracleError, round_to_float64)
+                                          START_PRECISION_BITS, OracleError, round_to_float64,
+                                          round_to_float64_array, ziv)
 from lossproofs.oracle.softmax import (log_softmax, log_softmax_backward, logsumexp,
                                        logsumexp_backward, softmax, softmax_backward)
 from lossproofs.oracle.cross_entropy import (cross_entropy, cross_entropy_backward, nll_loss,
@@ -71,6 +72,6 @@ __all__ = [
     "binary_cross_entropy_backward", "binary_cross_entropy_with_logits",
     "binary_cross_entropy_with_logits_backward", "cross_entropy", "cross_entropy_backward",
     "log_softmax", "log_softmax_backward", "logsumexp", "logsumexp_backward", "nll_loss",
-    "nll_loss_backward", "representable", "round_to_float64", "softmax", "softmax_backward",
-    "ulp_distance", "ulp_position", "ulp_size",
+    "nll_loss_backward", "representable", "round_to_float64", "round_to_float64_array",
+    "softmax", "softmax_backward", "ulp_distance", "ulp_position", "ulp_size", "ziv",
 ]

@@ -1,15 +1,16 @@
 """How many digits, and the one rounding to float64: Ziv's strategy and exact sums.
 
-:func:`_evaluate` runs a computation at :data:`START_PRECISION_BITS` and again at twice that,
-doubling until two evaluations round to the same float64 (see the package docstring for the
-error argument); :func:`round_to_float64` is the correctly rounded conversion mpmath lacks.
+:func:`ziv` runs a computation at :data:`START_PRECISION_BITS` and again at twice that, doubling
+until two evaluations round to the same float64 (see the package docstring for the error
+argument); :func:`_evaluate` applies it to one array (:mod:`lossproofs.oracle_linear` to its
+value and gradients); :func:`round_to_float64` is the correctly rounded conversion mpmath lacks.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import mpmath
 import numpy as np
@@ -19,6 +20,8 @@ START_PRECISION_BITS = 160
 MAX_PRECISION_BITS = 5120
 LARGE_ROW = 4096
 LARGE_ROW_PRECISION_BITS = 128
+
+T = TypeVar("T")  # what a rounding returns: one float64 array, or a list of them
 
 
 class OracleError(ArithmeticError):
@@ -60,27 +63,45 @@ def round_to_float64(v: Any) -> float:
     return -out if sign else out
 
 
-def _to_float64_array(values: np.ndarray) -> np.ndarray:
+def round_to_float64_array(values: Any) -> np.ndarray:
+    """:func:`round_to_float64` of every element of an array of mpf (any shape, kept)."""
+    values = np.asarray(values, dtype=object)
     flat = [round_to_float64(v) for v in values.ravel()]
     return np.array(flat, dtype=np.float64).reshape(values.shape)
+
+
+def ziv(compute: Callable[[], Any], rounded: Callable[[Any], T],
+        agree: Callable[[T, T], bool], what: str = "") -> T:
+    """Ziv's strategy: ``rounded(compute())`` at :data:`START_PRECISION_BITS`, then at twice
+    the precision, doubling until two successive roundings ``agree`` (the later is returned);
+    :class:`OracleError` (prefixed by ``what``) once :data:`MAX_PRECISION_BITS` is passed.
+
+    ``compute`` evaluates at the current working precision; ``rounded`` turns its mpf result
+    into float64 values (the one rounding); ``agree`` compares two such roundings.
+    """
+    prec = START_PRECISION_BITS
+    with mp.workprec(prec):
+        previous = rounded(compute())
+    while prec < MAX_PRECISION_BITS:
+        prec *= 2
+        with mp.workprec(prec):
+            current = rounded(compute())
+        if agree(previous, current):
+            return current
+        previous = current
+    raise OracleError(f"{what}no agreement up to {MAX_PRECISION_BITS} bits")
+
+
+def _same_float64(a: np.ndarray, b: np.ndarray) -> bool:
+    return np.array_equal(a, b, equal_nan=True)
 
 
 def _evaluate(compute: Callable[[], np.ndarray], size: int) -> np.ndarray:
     """Run ``compute`` (which returns an object array of mpf) under Ziv's strategy."""
     if size > LARGE_ROW:
         with mp.workprec(LARGE_ROW_PRECISION_BITS):
-            return _to_float64_array(compute())
-    prec = START_PRECISION_BITS
-    with mp.workprec(prec):
-        previous = _to_float64_array(compute())
-    while prec < MAX_PRECISION_BITS:
-        prec *= 2
-        with mp.workprec(prec):
-            current = _to_float64_array(compute())
-        if np.array_equal(previous, current, equal_nan=True):
-            return current
-        previous = current
-    raise OracleError(f"no agreement up to {MAX_PRECISION_BITS} bits")
+            return round_to_float64_array(compute())
+    return ziv(compute, round_to_float64_array, _same_float64)
 
 
 def _mpf(x: float) -> Any:
