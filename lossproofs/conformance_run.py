@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +107,39 @@ class CaseOutcome:
     nontrivial: bool = True
 
 
+def _worse(m: Measure | None, one: Measure) -> Measure:
+    """Two comparisons of one case as one: ok only if both are, the larger errors, and the
+    message of the failing comparison that uses more of its bound."""
+    if m is None:
+        return one
+    failing = [x for x in (m, one) if not x.ok]
+    message = max(failing, key=lambda x: x.of_bound).message if failing else ""
+    return Measure(m.ok and one.ok, max(m.ulps, one.ulps), max(m.of_bound, one.of_bound),
+                   message)
+
+
+def _run_directions(outcome: CaseOutcome, known: Callable[[str], bool],
+                    measured: Callable[[str], Measure | None]) -> CaseOutcome:
+    """Fill ``outcome``'s forward and gradient: ``known`` where a divergence covers the
+    direction as a whole, else the status of ``measured(direction)`` (None: nothing to
+    compare, a pass), ``error`` where the implementation raises; the first failure's message
+    becomes the outcome's detail."""
+    for direction in ("forward", "gradient"):
+        if known(direction):
+            setattr(outcome, direction, "known")
+            continue
+        try:
+            m = measured(direction)
+            setattr(outcome, f"{direction}_measure", m)
+            status, detail = ("pass", "") if m is None or m.ok else ("fail", m.message)
+        except Exception as e:  # an implementation that raises on a valid input fails
+            status, detail = "error", f"{type(e).__name__}: {e}"
+        setattr(outcome, direction, status)
+        if status in ("fail", "error") and not outcome.detail:
+            outcome.detail = detail
+    return outcome
+
+
 def run_linear_case(impl: Target, case: Case, seed: int) -> CaseOutcome:
     """:func:`run_case` for the linear kind: the forward value and the three gradients (and
     the target's, for probability targets) at :func:`lossproofs.checks.linear_error_scales`,
@@ -115,36 +149,25 @@ def run_linear_case(impl: Target, case: Case, seed: int) -> CaseOutcome:
 
     fn = impl.get(case.function)
     expected_forward = checks.reference_forward(case)
-    outcome = CaseOutcome(case, "pass", "pass",
-                          nontrivial=checks.nontrivial(case, expected_forward))
-    for direction in ("forward", "gradient"):
-        if ledger.set_aside(impl, case, direction, ()).whole:
-            setattr(outcome, direction, "known")
-            continue
-        try:
-            if direction == "forward":
-                actual, expected = L._quiet(L.forward, fn, case)
-                results = [("forward", actual, expected)]
-                scales = checks.linear_error_scales(case)
-            else:
-                g, results = L._quiet(L.gradients, fn, case, seed, L.wrt(case))
-                scales = checks.linear_error_scales(case, g)
-            m = None
-            for name, actual, expected in results:
-                one = measure(actual, expected, case.dtype, direction, scales[name],
-                              f"{case.function} {name}"
-                              + ("" if direction == "forward" else " gradient"))
-                m = one if m is None else Measure(
-                    m.ok and one.ok, max(m.ulps, one.ulps), max(m.of_bound, one.of_bound),
-                    m.message or one.message)
-            setattr(outcome, f"{direction}_measure", m)
-            status, detail = ("pass", "") if m.ok else ("fail", m.message)
-        except Exception as e:  # an implementation that raises on a valid input fails
-            status, detail = "error", f"{type(e).__name__}: {e}"
-        setattr(outcome, direction, status)
-        if status in ("fail", "error") and not outcome.detail:
-            outcome.detail = detail
-    return outcome
+
+    def measured(direction: str) -> Measure | None:
+        if direction == "forward":
+            actual, expected = L._quiet(L.forward, fn, case)
+            results = [("forward", actual, expected)]
+            scales = checks.linear_error_scales(case)
+        else:
+            g, results = L._quiet(L.gradients, fn, case, seed, L.wrt(case))
+            scales = checks.linear_error_scales(case, g)
+        m = None
+        for name, actual, expected in results:
+            m = _worse(m, measure(actual, expected, case.dtype, direction, scales[name],
+                                  f"{case.function} {name}"
+                                  + ("" if direction == "forward" else " gradient")))
+        return m
+
+    return _run_directions(
+        CaseOutcome(case, "pass", "pass", nontrivial=checks.nontrivial(case, expected_forward)),
+        lambda direction: ledger.set_aside(impl, case, direction, ()).whole, measured)
 
 
 def run_case(impl: Target, case: Case, seed: int) -> CaseOutcome:
@@ -152,46 +175,31 @@ def run_case(impl: Target, case: Case, seed: int) -> CaseOutcome:
     if declared.kind == "linear":
         return run_linear_case(impl, case, seed)
     expected_forward = checks.reference_forward(case)
-    outcome = CaseOutcome(case, "pass", "pass",
-                          nontrivial=checks.nontrivial(case, expected_forward))
-    for direction in ("forward", "gradient"):
-        shape = expected_forward.shape if direction == "forward" else case.arrays[0].shape
-        aside = ledger.set_aside(impl, case, direction, shape)
-        if aside.whole:
-            setattr(outcome, direction, "known")
-            continue
-        try:
-            if direction == "forward":
-                out, _ = checks.call(impl, case)
-                actual = checks.to_numpy(out)
-                m = measure(actual, expected_forward, case.dtype, "forward",
-                            checks.forward_scale(case, expected_forward),
-                            f"{case.function} forward", aside.mask)
-                outcome.forward_measure = m
-            else:
-                wrt_target = (declared.differentiable_target and len(case.arrays) > 1
-                              and case.arrays[1].dtype.kind == "f")
-                m = None
-                g_out = checks.grad_output_for(case, expected_forward.shape, seed)
-                for name, actual, expected in checks.gradients(impl, case, seed, wrt_target):
-                    mask = aside.mask if aside.mask is not None and \
-                        aside.mask.shape == expected.shape else None
-                    g = measure(actual, expected, case.dtype, "gradient",
-                                checks.gradient_scale(case, expected, g_out, name),
-                                f"{case.function} {name}", mask)
-                    if m is None or (m.ok and not g.ok) or g.of_bound > m.of_bound:
-                        m = Measure(m.ok and g.ok if m else g.ok, max(g.ulps, m.ulps if m else 0),
-                                    max(g.of_bound, m.of_bound if m else 0),
-                                    g.message or (m.message if m else ""))
-                outcome.gradient_measure = m
-            status = "pass" if m is None or m.ok else "fail"
-            detail = "" if m is None else m.message
-        except Exception as e:  # an implementation that raises on a valid input fails
-            status, detail = "error", f"{type(e).__name__}: {e}"
-        setattr(outcome, direction, status)
-        if status in ("fail", "error") and not outcome.detail:
-            outcome.detail = detail
-    return outcome
+    asides = {direction: ledger.set_aside(impl, case, direction, shape) for direction, shape
+              in (("forward", expected_forward.shape), ("gradient", case.arrays[0].shape))}
+
+    def measured(direction: str) -> Measure | None:
+        aside = asides[direction]
+        if direction == "forward":
+            out, _ = checks.call(impl, case)
+            return measure(checks.to_numpy(out), expected_forward, case.dtype, "forward",
+                           checks.forward_scale(case, expected_forward),
+                           f"{case.function} forward", aside.mask)
+        wrt_target = (declared.differentiable_target and len(case.arrays) > 1
+                      and case.arrays[1].dtype.kind == "f")
+        m = None
+        g_out = checks.grad_output_for(case, expected_forward.shape, seed)
+        for name, actual, expected in checks.gradients(impl, case, seed, wrt_target):
+            mask = aside.mask if aside.mask is not None and \
+                aside.mask.shape == expected.shape else None
+            m = _worse(m, measure(actual, expected, case.dtype, "gradient",
+                                  checks.gradient_scale(case, expected, g_out, name),
+                                  f"{case.function} {name}", mask))
+        return m
+
+    return _run_directions(
+        CaseOutcome(case, "pass", "pass", nontrivial=checks.nontrivial(case, expected_forward)),
+        lambda direction: asides[direction].whole, measured)
 
 
 # -- aggregating --------------------------------------------------------------------------------
