@@ -108,6 +108,24 @@ def default_output_dir(kind: str, device: str = "cpu") -> Path:
     return Path("results") / kind / f"{stamp}-{device.replace(':', '')}"
 
 
+def _refusal(path: Path) -> str:
+    return (f"refusing to overwrite existing result {str(path)!r}: choose another --out "
+            "directory or pass --overwrite")
+
+
+def result_paths(out: str | os.PathLike[str] | None, kind: str, device: str = "cpu",
+                 overwrite: bool = False) -> tuple[Path, Path]:
+    """``<kind>.json`` and ``<kind>.md`` in ``out`` (None: :func:`default_output_dir`), checked
+    before a command spends minutes on the run: ``FileExistsError`` naming the first that
+    exists (:func:`claim_output`'s refusal), unless ``overwrite``."""
+    directory = Path(out) if out else default_output_dir(kind, device)
+    paths = directory / f"{kind}.json", directory / f"{kind}.md"
+    for p in paths:
+        if p.exists() and not overwrite:
+            raise FileExistsError(_refusal(p))
+    return paths
+
+
 def claim_output(path: str | os.PathLike[str], overwrite: bool = False) -> Path:
     """Return ``path`` ready to be written, refusing to replace an existing file silently.
 
@@ -116,10 +134,7 @@ def claim_output(path: str | os.PathLike[str], overwrite: bool = False) -> Path:
     """
     p = Path(path)
     if p.exists() and not overwrite:
-        raise FileExistsError(
-            f"refusing to overwrite existing result {str(p)!r}: choose another --out "
-            "directory or pass --overwrite"
-        )
+        raise FileExistsError(_refusal(p))
     p.parent.mkdir(parents=True, exist_ok=True)
     return p
 

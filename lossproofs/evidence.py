@@ -28,7 +28,6 @@ import sys
 import warnings
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,9 +36,9 @@ from lossproofs import checks
 from lossproofs.cases import DTYPES, Case
 from lossproofs.conformance_run import DEFAULT_SEED, sample_cases
 from lossproofs.environment import (
-    default_output_dir,
     environment,
     environment_markdown,
+    result_paths,
     write_json,
     write_text,
 )
@@ -305,13 +304,11 @@ def main(argv: list[str] | None = None) -> int:
         impl = get_target(args.target)
     except (ValueError, RuntimeError, ImportError) as e:
         parser.error(f"--target {args.target}: {e}")
-    out = Path(args.out) if args.out else default_output_dir("evidence", impl.device)
-    json_path, md_path = out / "evidence.json", out / "evidence.md"
-    for path in (json_path, md_path):
-        if path.exists() and not args.overwrite:
-            print(f"error: refusing to overwrite existing result {str(path)!r}: choose another "
-                  "--out directory or pass --overwrite", file=sys.stderr)
-            return 2
+    try:
+        json_path, md_path = result_paths(args.out, "evidence", impl.device, args.overwrite)
+    except FileExistsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         rows = collect(impl, args.functions, args.dtypes, n, args.seed,
