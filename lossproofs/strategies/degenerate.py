@@ -49,14 +49,7 @@ def _index_losses(function: str, dtype: str) -> list[Case]:
         x = np.linspace(-1.5, 2.0, int(np.prod(shape))).reshape(shape)
         t = np.zeros(tshape, dtype=np.int64)
         c = shape[0 if len(shape) == 1 else 1]
-        for reduction in REDUCTIONS:
-            for weight in (None, np.linspace(0.5, 2.0, c)):
-                params: dict = {"reduction": reduction}
-                if weight is not None:
-                    params["weight"] = weight
-                out.append(Case(function, (x, t), params, dtype,
-                                tags=_tags(shape, f"reduction:{reduction}",
-                                           *(["weight"] if weight is not None else []))))
+        out += _each_reduction(function, (x, t), dtype, shape, (None, np.linspace(0.5, 2.0, c)))
     return out
 
 
@@ -64,10 +57,8 @@ def _probability_targets(dtype: str) -> list[Case]:
     out = []
     for shape in ((0, 3), (2, 3, 0), (1, 1), (1,)):
         x = np.linspace(-1.5, 2.0, int(np.prod(shape))).reshape(shape)
-        t = np.ones(shape)
-        for reduction in REDUCTIONS:
-            out.append(Case("cross_entropy", (x, t), {"reduction": reduction}, dtype,
-                            tags=_tags(shape, "probability target", f"reduction:{reduction}")))
+        out += _each_reduction("cross_entropy", (x, np.ones(shape)), dtype, shape, (None,),
+                               "probability target")
     return out
 
 
@@ -79,14 +70,24 @@ def _binary(function: str, dtype: str) -> list[Case]:
         if function == "binary_cross_entropy_with_logits":
             x = np.linspace(-2.0, 3.0, size).reshape(shape)
         y = np.linspace(0.0, 1.0, size).reshape(shape)
-        for reduction in REDUCTIONS:
-            for weight in (None, np.full(shape[-1:], 1.5)):
-                params: dict = {"reduction": reduction}
-                if weight is not None:
-                    params["weight"] = weight
-                out.append(Case(function, (x, y), params, dtype,
-                                tags=_tags(shape, f"reduction:{reduction}",
-                                           *(["weight"] if weight is not None else []))))
+        out += _each_reduction(function, (x, y), dtype, shape, (None, np.full(shape[-1:], 1.5)))
+    return out
+
+
+def _each_reduction(function: str, arrays: tuple[np.ndarray, ...], dtype: str,
+                    shape: tuple[int, ...], weights: tuple[np.ndarray | None, ...],
+                    *tags: str) -> list[Case]:
+    """One case per reduction and per weight in ``weights`` (None: no weight), tagged with the
+    families it belongs to."""
+    out = []
+    for reduction in REDUCTIONS:
+        for weight in weights:
+            params: dict = {"reduction": reduction}
+            if weight is not None:
+                params["weight"] = weight
+            out.append(Case(function, arrays, params, dtype,
+                            tags=_tags(shape, *tags, f"reduction:{reduction}",
+                                       *(["weight"] if weight is not None else []))))
     return out
 
 
