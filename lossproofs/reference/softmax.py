@@ -107,19 +107,34 @@ def logsumexp(input, dim, keepdim=False) -> np.ndarray:
     return result if keepdim else np.squeeze(result, axis=axes)
 
 
+def _backward_along_dim(forward, rule, grad_output, input, dim) -> np.ndarray:
+    """The gradient of Σ g⊙forward(x) along ``dim`` (forward: softmax or log_softmax):
+    ``rule(g, y, axis)`` with y = forward(x, dim) and ``grad_output`` checked against y's shape;
+    0 for a 0-d input, whose single-element softmax (1) and log_softmax (0) are constants."""
+    y = forward(input, dim)
+    g = v.check_grad_output(grad_output, y.shape)
+    if y.ndim == 0:
+        return np.zeros(())
+    axis = v.normalize_dim(dim, y.ndim)
+    with np.errstate(**_ERRSTATE):
+        return rule(g, y, axis)
+
+
+def _softmax_rule(g: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
+    return y * (g - np.sum(g * y, axis=axis, keepdims=True))  # y ⊙ (g − Σ g⊙y)
+
+
+def _log_softmax_rule(g: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
+    return g - np.exp(y) * np.sum(g, axis=axis, keepdims=True)  # g − exp(y)·Σ g
+
+
 def softmax_backward(grad_output, input, dim) -> np.ndarray:
     """∂/∂x of Σ g⊙softmax(x): ``y ⊙ (g − Σ_dim g⊙y)`` with y = softmax(x, dim), in float64.
 
     Mirrors torch's ``_softmax_backward_data``. ``grad_output`` and the result have the input's
     shape. A partial −inf row gives finite gradients (0 at the −inf entries); a NaN row NaN.
     """
-    y = softmax(input, dim)
-    g = v.check_grad_output(grad_output, y.shape)
-    if y.ndim == 0:
-        return np.zeros(())  # softmax of a single element is the constant 1
-    axis = v.normalize_dim(dim, y.ndim)
-    with np.errstate(**_ERRSTATE):
-        return y * (g - np.sum(g * y, axis=axis, keepdims=True))
+    return _backward_along_dim(softmax, _softmax_rule, grad_output, input, dim)
 
 
 def log_softmax_backward(grad_output, input, dim) -> np.ndarray:
@@ -128,13 +143,7 @@ def log_softmax_backward(grad_output, input, dim) -> np.ndarray:
     Mirrors torch's ``_log_softmax_backward_data``. Shapes as the input. A partial −inf row
     gives finite gradients (exp(−inf) = 0); an all −inf or NaN row gives NaN.
     """
-    y = log_softmax(input, dim)
-    g = v.check_grad_output(grad_output, y.shape)
-    if y.ndim == 0:
-        return np.zeros(())  # log_softmax of a single element is the constant 0
-    axis = v.normalize_dim(dim, y.ndim)
-    with np.errstate(**_ERRSTATE):
-        return g - np.exp(y) * np.sum(g, axis=axis, keepdims=True)
+    return _backward_along_dim(log_softmax, _log_softmax_rule, grad_output, input, dim)
 
 
 def logsumexp_backward(grad_output, input, dim, keepdim=False) -> np.ndarray:
