@@ -14,11 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._render import (
+    calibration_lines,
     contention_markdown,
     format_bytes,
     format_time,
     machine_line,
+    plot_panels,
+    plot_title,
     png_metadata,
+    precision_lines,
+    ratio_cell,
 )
 from benchmarks._variants import PASSES, VARIANTS
 from lossproofs.environment import claim_output, environment_markdown, write_text
@@ -63,22 +68,6 @@ def _table(records: list[dict[str, Any]], what: str, caption: str) -> list[str]:
         cells = [_cell(by_key.get((n, c, v)), what) for v in variants]
         lines.append(f"| {n}×{c} | " + " | ".join(cells) + " |")
     return [*lines, ""]
-
-
-def ratio_cell(r: dict[str, Any], digits: int = 3) -> str:
-    """``0.95 [0.93, 0.97]`` with markers: ``~`` indicative (quick run), ``⚠`` contended,
-    ``†`` the precision target was not reached; no interval with fewer than 2 repeats."""
-    mark = ("~" if r.get("indicative") and not r.get("contended") else "")
-    text = f"{mark}{r['ratio']:.{digits}g}"
-    if r.get("ci_low") is not None:
-        text += f" [{r['ci_low']:.{digits}g}, {r['ci_high']:.{digits}g}]"
-    else:
-        text += " (no interval)"
-    if r.get("contended"):
-        text += " ⚠"
-    if r.get("ci_low") is not None and not r.get("target_met"):
-        text += " †"
-    return text
 
 
 def _ratio_table(ratios: list[dict[str, Any]], caption: str) -> list[str]:
@@ -132,34 +121,6 @@ METHOD_TEXT = """\
 """
 
 
-def _precision_lines(payload: dict[str, Any]) -> list[str]:
-    ratios = [r for r in payload["ratios"] if r.get("ci_low") is not None]
-    if not ratios:
-        return []
-    cfg = payload["config"].get("measure", {})
-    met = sum(bool(r.get("target_met")) for r in ratios)
-    widths = sorted(r["rel_half_width"] for r in ratios)
-    reps = sorted(r["repeats"] for r in ratios)
-    return [f"Precision: {met} of {len(ratios)} ratios reached the target half-width "
-            f"{100 * cfg.get('target', 0):.3g} %; median half-width "
-            f"{100 * widths[len(widths) // 2]:.2g} %, widest {100 * widths[-1]:.2g} %; "
-            f"{reps[0]}–{reps[-1]} repeats per ratio (time cap {cfg.get('time_cap_s')} s).", ""]
-
-
-def _calibration_lines(cal: dict[str, Any]) -> list[str]:
-    if not cal:
-        return []
-    probe = cal.get("probe") or {}
-    others = cal.get("others_busy_cores")
-    return [f"Before the grid: other processes used "
-            f"{'—' if others is None else f'{others:.2f}'} cores "
-            f"(±{cal.get('resolution_cores') or 0:.2f}), load average {cal.get('loadavg')}, "
-            f"steal {100 * (cal.get('steal_fraction') or 0):.1f} %, probe kernel "
-            f"{format_time(probe.get('threads_s'))} at {probe.get('threads')} thread(s) vs "
-            f"{format_time(probe.get('one_thread_s'))} at 1: "
-            + ("**contended**." if cal.get("contended") else "quiet."), ""]
-
-
 def markdown(payload: dict[str, Any]) -> str:
     """results.md: header with the environment, method, then time / roofline / memory / ratio
     tables per (targets, dtype, pass), then skipped variants and agreement failures."""
@@ -186,8 +147,8 @@ def markdown(payload: dict[str, Any]) -> str:
         + ("Complete." if payload.get("complete") else
            "**INCOMPLETE: the run was interrupted; these are the points it finished.**"),
         "",
-        *_calibration_lines(payload.get("calibration") or {}),
-        *_precision_lines(payload),
+        *calibration_lines(payload.get("calibration") or {}),
+        *precision_lines(payload),
     ]
     if bw:
         out += [f"Measured bandwidth ({format_bytes(bw['buffer_bytes'])} buffer): read "
@@ -280,73 +241,46 @@ def _sweeps(records: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
 
 def plots(payload: dict[str, Any], out: Path, overwrite: bool) -> list[Path]:
     """time_vs_C_<device>_<dtype>.png and ratio_vs_C_<device>_<dtype>.png per C sweep."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return []
-    env = payload["environment"]
-    meta = png_metadata(env, "lossproofs benchmarks.cross_entropy")
+    meta = png_metadata(payload["environment"], "lossproofs benchmarks.cross_entropy")
     written: list[Path] = []
-    records = [r for r in payload["records"] if r["group"] == "sweep" and r["targets"] == "index"]
-    ratios = [r for r in payload["ratios"] if r["group"] == "sweep" and r["targets"] == "index"]
-    for device, dtype, n in _sweeps(records):
-        sel = [r for r in records if (r["device"], r["dtype"], r["N"]) == (device, dtype, n)
+    records = [r for r in payload["records"] if r["group"] == "sweep" and r["targets"] == "index"
                and r["status"] == "ok"]
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=False)
-        for ax, pass_ in zip(axes, PASSES, strict=True):
+    ratios = [r for r in payload["ratios"] if r["group"] == "sweep" and r["targets"] == "index"]
+    for device, dtype, n in _sweeps(payload["records"]):
+        shape = (device, dtype, n)
+        sel = [r for r in records if (r["device"], r["dtype"], r["N"]) == shape]
+        time_panels = []
+        for pass_ in PASSES:
+            series = []
             for variant in VARIANTS:
                 pts = sorted((r["C"], r["median_s"], r["q1_s"], r["q3_s"]) for r in sel
                              if r["variant"] == variant and r["pass"] == pass_)
-                if not pts:
-                    continue
-                c, med, q1, q3 = zip(*pts, strict=True)
-                yerr = [[m - lo for m, lo in zip(med, q1, strict=True)],
-                        [hi - m for m, hi in zip(med, q3, strict=True)]]
-                ax.errorbar(c, med, yerr=yerr, marker="o", ms=3, capsize=2, label=variant)
-            ax.set(xscale="log", yscale="log", xlabel="classes C", ylabel="seconds per call",
-                   title=f"{pass_}, N={n}, {dtype}")
-            ax.grid(True, which="both", alpha=0.3)
-        axes[0].legend(fontsize=7)
-        fig.suptitle("cross-entropy time vs C (median, IQR bars)"
-                     + (" (CONTENDED RUN)" if payload.get("contended") else "")
-                     + f" — {machine_line(env)}", fontsize=8)
-        fig.tight_layout()
-        path = claim_output(out / f"time_vs_C_{device}_{dtype}.png", overwrite)
-        fig.savefig(path, dpi=110, metadata=meta)
-        plt.close(fig)
-        written.append(path)
-
-        rsel = [r for r in ratios if (r["device"], r["dtype"], r["N"]) == (device, dtype, n)]
-        if not rsel:
-            continue
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
-        for ax, pass_ in zip(axes, PASSES, strict=True):
+                if pts:
+                    c, med, q1, q3 = (list(col) for col in zip(*pts, strict=True))
+                    series.append((variant, c, med, q1, q3, "-"))
+            time_panels.append((f"{pass_}, N={n}, {dtype}", series))
+        rsel = [r for r in ratios if (r["device"], r["dtype"], r["N"]) == shape]
+        ratio_panels = []
+        for pass_ in PASSES:
+            series = []
             for label in _unique(f"{r['numerator']} / {r['denominator']}" for r in rsel):
                 pts = sorted((r["C"], r["ratio"], r["ci_low"], r["ci_high"]) for r in rsel
                              if r["pass"] == pass_
                              and f"{r['numerator']} / {r['denominator']}" == label)
-                if not pts:
-                    continue
-                c, ratio, lo, hi = zip(*pts, strict=True)
-                yerr = [[r - a for r, a in zip(ratio, lo, strict=True)],
-                        [b - r for r, b in zip(ratio, hi, strict=True)]]
-                ax.errorbar(c, ratio, yerr=yerr, marker="o", ms=3, capsize=2, label=label)
-            ax.axhline(1.0, color="black", lw=0.8)
-            ax.set(xscale="log", yscale="log", xlabel="classes C", ylabel="time ratio",
-                   title=f"{pass_}, N={n}, {dtype}")
-            ax.grid(True, which="both", alpha=0.3)
-        axes[0].legend(fontsize=7)
-        fig.suptitle("time ratios, 95% intervals over worker repeats"
-                     + (" (CONTENDED RUN)" if payload.get("contended") else "")
-                     + f" — {machine_line(env)}", fontsize=8)
-        fig.tight_layout()
-        path = claim_output(out / f"ratio_vs_C_{device}_{dtype}.png", overwrite)
-        fig.savefig(path, dpi=110, metadata=meta)
-        plt.close(fig)
-        written.append(path)
+                if pts:
+                    c, ratio, lo, hi = (list(col) for col in zip(*pts, strict=True))
+                    series.append((label, c, ratio, lo, hi, "-"))
+            ratio_panels.append((f"{pass_}, N={n}, {dtype}", series))
+        for name, panels, ylabel, what, hline in (
+                ("time_vs_C", time_panels, "seconds per call",
+                 "cross-entropy time vs C (median, IQR bars)", None),
+                ("ratio_vs_C", ratio_panels, "time ratio",
+                 "time ratios, 95% intervals over worker repeats", 1.0)):
+            path = claim_output(out / f"{name}_{device}_{dtype}.png", overwrite)
+            if plot_panels(path, panels, xlabel="classes C", ylabel=ylabel,
+                           suptitle=plot_title(payload, what), meta=meta, hline=hline,
+                           sharey=hline is not None):
+                written.append(path)
     return written
 
 

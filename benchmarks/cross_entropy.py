@@ -23,18 +23,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from benchmarks import _cross_entropy_report as report
-from benchmarks._measure import ContentionError, MeasureConfig, Suite, calibrate, measure
+from benchmarks._driver import (
+    EXIT_CONTENDED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    add_common_arguments,
+    config_from,
+    cuda_unavailable_message,
+    measure_grid,
+    restore_signal,
+    terminate_as_interrupt,
+    warn_terminal,
+)
+from benchmarks._measure import ContentionError, MeasureConfig, Suite
 from benchmarks._memory import bandwidth
-from benchmarks._progress import progress_bar
 from benchmarks._stats import compare_runs
 from benchmarks._variants import (
     FORWARD,
@@ -47,8 +57,6 @@ from benchmarks._variants import (
 from lossproofs.environment import claim_output, default_output_dir, environment, write_json
 
 SCHEMA = "lossproofs.benchmarks.cross_entropy/2"
-EXIT_CONTENDED = 3
-"""Exit status of ``--strict`` when contention was observed."""
 
 CONFIGS = {
     "quick": MeasureConfig(block_s=0.003, rounds_min=3, rounds_max=5, point_budget_s=0.08,
@@ -201,47 +209,24 @@ def run(device: str, quick: bool, out: Path, config: MeasureConfig, compile_enab
     kind = "quick" if quick else ("cuda" if device == "cuda" else "cpu")
     if cases is None:
         cases = cuda_grid(quick) if device == "cuda" else cpu_grid(quick)
-    calibration = calibrate(device, config.threads, config.idle_sample_s)
-    _warn_terminal(calibration.get("reasons"), "before the grid")
     base: dict[str, Any] = {
         "schema": SCHEMA, "environment": environment(device),
         "config": {"device": device, "quick": quick, "threads": config.threads,
                    "compile": compile_enabled, "compile_backend": compile_backend,
                    "measure": asdict(config), "cases": [asdict(c) for c in cases]},
     }
-    results_json = out / "results.json"
-    state: dict[str, Any] = {"payload": None}
 
-    def save(result: dict[str, Any]) -> None:
-        state["payload"] = payload_from(result, cases, base)
-        write_json(results_json, state["payload"], overwrite=True)  # atomic: tmp + replace
+    def measure_bandwidth() -> None:
+        base["bandwidth"] = bandwidth(device, config.threads, BANDWIDTH_BYTES[kind],
+                                      0.1 if quick else 0.5)
 
-    if config.strict and calibration["contended"]:  # refuse before anything else is measured
-        save({"calibration": calibration, "points": [], "contended": True, "complete": False,
-              "warnings": ["before the grid: " + "; ".join(calibration["reasons"])],
-              "elapsed_s": 0.0})
-        report.render(state["payload"], out, overwrite=True)
-        raise ContentionError("contended before the grid: " + "; ".join(calibration["reasons"]),
-                              state["payload"])
-    base["bandwidth"] = bandwidth(device, config.threads, BANDWIDTH_BYTES[kind],
-                                  0.1 if quick else 0.5)
-    points = [point(c, p, compile_enabled, compile_backend) for c in cases for p in PASSES]
-    suite = Suite("benchmarks._variants:setup_point", RATIO_PAIRS, device)
-    bar = progress_bar(len(points), desc=f"cross_entropy {device}", disable=not progress,
-                       unit="point")
-    try:
-        save(measure(suite, points, config, on_update=save, progress=bar,
-                     calibration=calibration))
-    finally:
-        bar.close()
-        if state["payload"] is not None:
-            report.render(state["payload"], out, overwrite=True)  # even for an interrupted run
-    return state["payload"]
-
-
-def _warn_terminal(reasons: list[str] | None, when: str) -> None:
-    for reason in reasons or []:
-        print(f"WARNING: contention {when}: {reason}", file=sys.stderr)
+    return measure_grid(
+        suite=Suite("benchmarks._variants:setup_point", RATIO_PAIRS, device),
+        points=[point(c, p, compile_enabled, compile_backend) for c in cases for p in PASSES],
+        config=config, out=out, base=base,
+        payload_from=lambda result: payload_from(result, cases, base),
+        render=lambda payload: report.render(payload, out, overwrite=True),
+        progress=progress, desc=f"cross_entropy {device}", before_grid=measure_bandwidth)
 
 
 def compare(a_path: Path, b_path: Path, out: Path | None, overwrite: bool) -> dict[str, Any]:
@@ -265,61 +250,13 @@ def compare(a_path: Path, b_path: Path, out: Path | None, overwrite: bool) -> di
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.cross_entropy",
                                 description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run for CI (< 60 s); its intervals are indicative")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--out", type=Path, default=None,
-                   help="output directory (default results/benchmarks/<stamp>-<device>)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing results in --out")
-    p.add_argument("--threads", type=int, default=1,
-                   help="CPU threads for torch in every worker (default 1: a thread count above "
-                        "the free cores is oversubscription; the calibration checks it)")
-    p.add_argument("--strict", action="store_true",
-                   help=f"refuse to go on (exit {EXIT_CONTENDED}) when contention is observed")
-    p.add_argument("--target", type=float, default=None,
-                   help="wanted relative half-width of every ratio's 95%% interval "
-                        "(default 0.02)")
-    p.add_argument("--time-cap", type=float, default=None, metavar="SECONDS",
-                   help="start no repeat beyond the minimum after this many seconds")
-    p.add_argument("--min-repeats", type=int, default=None, help="worker processes per point")
-    p.add_argument("--max-repeats", type=int, default=None)
-    p.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
-    p.add_argument("--compile-backend", default="inductor",
-                   help="torch.compile backend (default inductor)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_common_arguments(p, "smoke run for CI (< 60 s); its intervals are indicative")
     p.add_argument("--reproducibility", action="store_true",
                    help="run the grid twice (--out and --out/rerun) and report how the two "
                         "runs' ratios agree (reproducibility.md/json in --out)")
-    p.add_argument("--render", type=Path, default=None, metavar="RESULTS_JSON",
-                   help="only render results.md and plots from an existing results.json "
-                        "(into --out, default: the json's directory)")
     p.add_argument("--compare", type=Path, nargs=2, default=None, metavar="RESULTS_JSON",
                    help="only compare two existing runs (reproducibility.md/json into --out)")
     return p
-
-
-def _terminate_as_interrupt() -> Any:
-    """SIGTERM (``timeout``, a job scheduler) ends the run like Ctrl-C: the worker process is
-    killed and the repeats measured so far are kept. Returns the previous handler (None if
-    none was installed)."""
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    try:
-        return signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (an embedding caller): leave signals alone
-        return None
-
-
-def _config(args: argparse.Namespace) -> MeasureConfig:
-    kind = "quick" if args.quick else ("cuda" if args.device == "cuda" else "cpu")
-    config = replace(CONFIGS[kind], threads=args.threads, strict=args.strict)
-    changes = {k: v for k, v in (("target", args.target), ("time_cap_s", args.time_cap),
-                                 ("min_repeats", args.min_repeats),
-                                 ("max_repeats", args.max_repeats)) if v is not None}
-    if "min_repeats" in changes and "max_repeats" not in changes:
-        changes["max_repeats"] = max(config.max_repeats, changes["min_repeats"])
-    return replace(config, **changes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -329,13 +266,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.render is not None:
         if not args.render.is_file():
             print(f"error: --render {str(args.render)!r}: no such file", file=sys.stderr)
-            return 2
+            return EXIT_USAGE
         payload = json.loads(args.render.read_text(encoding="utf-8"))
         try:
             written = report.render(payload, args.out or args.render.parent, args.overwrite)
         except FileExistsError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return 2
+            return EXIT_USAGE
         print("\n".join(str(p) for p in written))
         return 0
     if args.compare is not None:
@@ -343,26 +280,23 @@ def main(argv: list[str] | None = None) -> int:
             rep = compare(*args.compare, args.out, args.overwrite)
         except (FileExistsError, FileNotFoundError) as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return 2
+            return EXIT_USAGE
         print(report.reproducibility_summary(rep))
         return 0
-    if args.device == "cuda" and not torch.cuda.is_available():
-        print(f"error: --device cuda, but torch {torch.__version__} sees no CUDA GPU "
-              f"(torch.version.cuda={torch.version.cuda}); run on a GPU machine or use "
-              "--device cpu", file=sys.stderr)
-        return 2
+    if args.device == "cuda" and (why := cuda_unavailable_message(torch)):
+        print(f"error: {why}", file=sys.stderr)
+        return EXIT_USAGE
     try:
-        config = _config(args)
+        config = config_from(args, CONFIGS)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     out = args.out or default_output_dir("benchmarks", args.device)
-    previous = _terminate_as_interrupt()
+    previous = terminate_as_interrupt()
     try:
         return _measure_and_report(args, config, out)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        restore_signal(previous)
 
 
 def _measure_and_report(args: argparse.Namespace, config: MeasureConfig, out: Path) -> int:
@@ -378,17 +312,17 @@ def _measure_and_report(args: argparse.Namespace, config: MeasureConfig, out: Pa
             payloads.append(run(args.device, args.quick, o, config, not args.no_compile,
                                 args.compile_backend, args.overwrite, not args.no_progress))
             print(report.summary_table(payloads[-1]))
-            _warn_terminal(payloads[-1]["warnings"], "in this run")
+            warn_terminal(payloads[-1]["warnings"], "in this run")
     except FileExistsError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except ContentionError as exc:
         print(f"error: --strict: {exc}; nothing further measured, partial results in {out}",
               file=sys.stderr)
         return EXIT_CONTENDED
     except KeyboardInterrupt:
         print(f"\ninterrupted: partial results kept in {out}", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     if args.reproducibility:
         rep = compare(outs[0] / "results.json", outs[1] / "results.json", out, True)
         print(report.reproducibility_summary(rep))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every CUDA check of the project in one prepared run, for a machine with a GPU:
-#   1. the GPU benchmark grid (alone on the card, so nothing else disturbs its timings),
+#   1. the GPU benchmark grids (alone on the card, so nothing else disturbs their timings):
+#      cross-entropy, then linear cross-entropy (LM head + loss),
 #   2. the training-equivalence experiment on CUDA,
 #   3. the property suite against the `cuda` target,
 #   4. the conformance report for the `cuda` target.
@@ -32,6 +33,13 @@ log() { echo "[$(date -u +%H:%M:%S)] $*"; }
   timeout "${BENCH_S:-300}" python3 -m benchmarks.cross_entropy --device cuda --no-progress \
     --time-cap "${BENCH_CAP_S:-150}" ${REPRO:+--reproducibility} \
     --out "$WORK/benchmarks_cuda"; echo "benchmark exit $?"
+
+  log "1b/4 linear cross-entropy benchmark (skips itself without F.linear_cross_entropy)"
+  # torch < 2.13 has no F.linear_cross_entropy: the script exits 2 and says so. Liger-Kernel is
+  # timed where it is importable (a wheel can travel with the tree: PYTHONPATH or pip --no-index).
+  timeout "${LINEAR_S:-240}" python3 -m benchmarks.linear_cross_entropy --device cuda \
+    --no-progress --time-cap "${LINEAR_CAP_S:-150}" --out "$WORK/linear_cross_entropy_cuda"
+  echo "linear benchmark exit $?"
 
   log "2/4 training equivalence"
   timeout "${TRAIN_S:-60}" python3 -m benchmarks.training_equivalence --device cuda \

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import _contention, _measure, _variants
+from benchmarks import _contention, _driver, _measure, _variants
 from benchmarks import _cross_entropy_report as report
 from benchmarks import cross_entropy as bench
 from benchmarks._measure import MeasureConfig, Point, Suite
@@ -233,8 +233,8 @@ def _contended_calibration(device, threads, seconds=1.0):
 
 
 def test_strict_refuses_a_contended_machine_before_measuring(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(bench, "calibrate", _contended_calibration)
-    monkeypatch.setattr(bench, "measure", lambda *a, **k: pytest.fail("measured anyway"))
+    monkeypatch.setattr(_driver, "calibrate", _contended_calibration)
+    monkeypatch.setattr(_driver, "measure", lambda *a, **k: pytest.fail("measured anyway"))
     out = tmp_path / "strict"
     assert bench.main(["--quick", "--strict", "--no-progress", "--out", str(out)]) == 3
     err = capsys.readouterr().err
@@ -272,7 +272,7 @@ def test_interrupted_run_keeps_finished_repeats(tmp_path, monkeypatch):
         return None
 
     monkeypatch.setattr(_measure, "_run_worker", fake_worker)
-    monkeypatch.setattr(bench, "calibrate", lambda *a: {**QUIET, "contended": False,
+    monkeypatch.setattr(_driver, "calibrate", lambda *a: {**QUIET, "contended": False,
                                                         "reasons": []})
     config = MeasureConfig(block_s=0.001, idle_sample_s=0.01)
     with pytest.raises(KeyboardInterrupt):

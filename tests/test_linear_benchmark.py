@@ -1,38 +1,152 @@
-"""The linear cross-entropy benchmark's --quick run: it runs, its records are well formed and
-sane, it carries the environment, and it refuses to overwrite. No time or memory is asserted
-(benchmarks measure them)."""
+"""The linear cross-entropy benchmark: its --quick run runs, its records are well formed and
+sane, it carries the environment, renders its plots, refuses to overwrite and refuses a
+contended machine under --strict; its derived figures (floor, roofline) are the arithmetic they
+claim. No time or memory is asserted (benchmarks measure them)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+import torch
 import torch.nn.functional as F
 
+from benchmarks import _contention, _driver
+from benchmarks import _linear_report as report
+from benchmarks import _linear_variants as variants
 from benchmarks import linear_cross_entropy as bench
 
-pytestmark = pytest.mark.skipif(not hasattr(F, "linear_cross_entropy"),
-                                reason="torch < 2.13 has no F.linear_cross_entropy")
+needs_linear_ce = pytest.mark.skipif(not hasattr(F, "linear_cross_entropy"),
+                                     reason="torch < 2.13 has no F.linear_cross_entropy")
 
-KEYS = {"variant", "device", "dtype", "N", "D", "V", "pass", "median_s", "iqr_s", "peak_bytes"}
+KEYS = {"variant", "device", "dtype", "N", "D", "V", "pass", "median_s", "iqr_s", "peak_bytes",
+        "peak_over_logits", "floor_bytes", "total_over_floor", "roofline", "agrees", "status"}
 
 
-def test_quick_run_writes_well_formed_sane_records(tmp_path, capsys):
-    out = tmp_path / "quick"
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """One --quick run shared by the tests that read its output (it costs tens of seconds)."""
+    out = tmp_path_factory.mktemp("linear") / "quick"
     assert bench.main(["--quick", "--no-progress", "--out", str(out)]) == 0
+    return out
+
+
+@needs_linear_ce
+def test_quick_run_writes_well_formed_sane_records(quick_run, capsys):
+    out = quick_run
     payload = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert payload["complete"] is True and payload["environment"]["torch"]
     assert "git_commit" in payload["environment"]
     records = payload["records"]
     cases = bench.cpu_grid(quick=True)
-    assert len(records) == len(cases) * len(bench.PASSES) * len(bench.VARIANTS)
+    assert len(records) == len(cases) * len(variants.PASSES) * len(variants.VARIANTS)
+    timed = {r["variant"] for r in records if r["status"] == "ok"}
+    # on a CPU with torch ≥ 2.13 everything but Liger (CUDA only) runs
+    assert timed == set(variants.VARIANTS) - {variants.LIGER}, timed
     for r in records:
         assert KEYS <= set(r), set(KEYS) - set(r)
-        assert r["variant"] in bench.VARIANTS and r["pass"] in bench.PASSES
+        assert r["variant"] in variants.VARIANTS and r["pass"] in variants.PASSES
         if r["status"] == "ok":
             assert r["median_s"] > 0 and r["iqr_s"] >= 0
-            assert r["agrees"] is not False, r  # a variant that disagrees is not timed as if right
+            assert r["agrees"] is not False, r  # a variant that disagrees is not timed as right
+            if r["variant"] != variants.MATMUL:
+                assert 0 < r["roofline"] < 10, r  # sane: of order one, not a unit slip
+        elif r["variant"] == variants.LIGER:
+            assert r["status"] == "skipped" and "CUDA" in r["reason"]
         if r["peak_bytes"] is not None:
-            assert r["peak_bytes"] > 0
-    assert payload["environment"]["cpu_model"] in (out / "results.md").read_text(encoding="utf-8")
+            assert r["peak_bytes"] > 0 and r["total_over_floor"] > 0
+    ratios = payload["ratios"]
+    assert {q["denominator"] for q in ratios} == {variants.UNFUSED}
+    assert all(q["indicative"] for q in ratios)  # a smoke run says so
+    md = (out / "results.md").read_text(encoding="utf-8")
+    assert payload["environment"]["cpu_model"] in md
+    for name in ("time_vs_V_cpu_float32.png", "memory_vs_V_cpu_float32.png"):
+        assert (out / name).stat().st_size > 0 and f"({name})" in md
+    assert "F.linear_cross_entropy chunked, acc_policy=compact" in md
     assert bench.main(["--quick", "--no-progress", "--out", str(out)]) == 2  # refuses overwrite
+    assert "refusing to overwrite" in capsys.readouterr().err
+
+
+def _contended_calibration(device, threads, seconds=1.0):
+    obs = {"others_busy_cores": 1.0, "resolution_cores": 0.02, "steal_fraction": 0.0,
+           "probe": None, "loadavg": [3.0, 3.0, 3.0]}
+    contended, reasons = _contention.assess(obs, threads)
+    return {**obs, "contended": contended, "reasons": reasons}
+
+
+@needs_linear_ce
+def test_strict_refuses_a_contended_machine_before_measuring(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(_driver, "calibrate", _contended_calibration)
+    monkeypatch.setattr(_driver, "measure", lambda *a, **k: pytest.fail("measured anyway"))
+    out = tmp_path / "strict"
+    assert bench.main(["--quick", "--strict", "--no-progress", "--out", str(out)]) == 3
+    assert "--strict" in capsys.readouterr().err
+    payload = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert payload["contended"] is True and payload["records"] == []
+    assert "CONTENDED RUN" in (out / "results.md").read_text(encoding="utf-8")
+
+
+def _record(variant, pass_, median_s, V=1000, peak=None):
+    case = variants.LinearCase("cpu", "float32", 10, 20, V)
+    pt = {"key": case.key(pass_), "status": "ok", "reason": None, "repeats": 3,
+          "contended": False,
+          "variants": {variant: {"status": "ok", "median_s": median_s, "q1_s": median_s,
+                                 "q3_s": median_s, "iqr_s": 0.0,
+                                 "info": {} if peak is None else {"peak_bytes": peak}}}}
+    return bench._record(case, pass_, variant, pt)
+
+
+def test_roofline_is_the_passes_matmuls_at_the_measured_speed_over_the_time():
+    recs = bench._with_roofline([_record(variants.MATMUL, "forward+backward", 2.0),
+                                 _record(variants.UNFUSED, "forward+backward", 12.0)])
+    # three matmuls of 2.0 s each, against 12 s: half the time is matmul
+    assert recs[1]["roofline"] == pytest.approx(0.5)
+    assert recs[0]["roofline"] is None and recs[0]["tflops"] == pytest.approx(
+        2 * 10 * 20 * 1000 / 2.0 / 1e12)
+
+
+def test_floor_counts_inputs_and_the_gradients_a_pass_returns():
+    fwd = _record(variants.UNFUSED, "forward", 1.0, peak=400)
+    bwd = _record(variants.UNFUSED, "forward+backward", 1.0, peak=400)
+    inputs = (10 + 1000) * 20 * 4 + 8 * 10
+    assert fwd["floor_bytes"] == inputs and bwd["floor_bytes"] == inputs + (10 + 1000) * 20 * 4
+    assert fwd["total_over_floor"] == pytest.approx((inputs + 400) / inputs)
+    assert fwd["peak_over_logits"] == pytest.approx(400 / (10 * 1000 * 4))
+
+
+@pytest.mark.parametrize("kwargs, name", [({"N": 0}, "N"), ({"V": 2.5}, "V"),
+                                          ({"dtype": "int64"}, "dtype")])
+def test_case_rejects_bad_arguments(kwargs, name):
+    args = {"device": "cpu", "dtype": "float32", "N": 4, "D": 3, "V": 5, **kwargs}
+    with pytest.raises(ValueError, match=name):
+        variants.LinearCase(**args)
+
+
+def test_liger_is_excluded_with_the_reason_on_cpu():
+    fn, why = variants._liger("cpu")
+    assert fn is None and "CUDA" in why
+
+
+def test_grids_sweep_v_for_the_plots():
+    for grid in (bench.cpu_grid(False), bench.cuda_grid(False)):
+        sweep = {(c.dtype, c.N, c.D) for c in grid if c.group == "sweep"}
+        assert len(sweep) == 1
+        assert len({c.V for c in grid if c.group == "sweep"}) >= 3
+    assert max(c.V for c in bench.cuda_grid(False)) == 128256
+
+
+@needs_linear_ce
+def test_render_reproduces_from_json(quick_run, tmp_path):
+    out = quick_run
+    again = tmp_path / "again"
+    assert report.render_file(out / "results.json", again, False) == 0
+    assert (again / "results.md").read_text(encoding="utf-8") == (
+        out / "results.md").read_text(encoding="utf-8")
+    assert report.render_file(tmp_path / "missing.json", None, False) == 2
+
+
+def test_matmul_yardstick_is_the_logits():
+    case = variants.LinearCase("cpu", "float64", 3, 4, 5)
+    x, w, t = variants.make_inputs(case)
+    assert torch.equal(variants._matmul(x, w)(), x @ w.T)
+    assert t.dtype == torch.int64 and ((t == -100) | ((t >= 0) & (t < 5))).all()
