@@ -36,6 +36,14 @@ KINDS = ("softmax", "index", "binary", "linear")
 _ORACLE_MODULES = {"linear": oracle_linear}
 
 
+def _piece(key: str, optional: bool = False, doc: str = "") -> Any:
+    """A read-only :class:`Loss` attribute: the piece ``key`` that :func:`_check_complete` looked
+    up once (``optional``: None where the function has none)."""
+    if optional:
+        return property(lambda self: self.resolved.get(key), doc=doc or None)
+    return property(lambda self: self.resolved[key], doc=doc or None)
+
+
 @dataclass(frozen=True)
 class Loss:
     """What the suite knows about one function.
@@ -84,34 +92,14 @@ class Loss:
     resolved: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # -- the pieces, looked up once by _check_complete ------------------------------------------
-    @property
-    def reference(self) -> Callable[..., Any]:
-        return self.resolved["reference"]
-
-    @property
-    def backward(self) -> Callable[..., Any]:
-        return self.resolved["backward"]
-
-    @property
-    def target_backward(self) -> Callable[..., Any] | None:
-        return self.resolved.get("target_backward")
-
-    @property
-    def hvp(self) -> Callable[..., Any] | None:
-        return self.resolved.get("hvp")
-
-    @property
-    def oracle(self) -> Callable[..., Any]:
-        return self.resolved["oracle"]
-
-    @property
-    def oracle_backward(self) -> Callable[..., Any]:
-        return self.resolved["oracle_backward"]
-
-    @property
-    def strata(self) -> tuple[str, ...]:
-        """The extreme-input strata of :mod:`lossproofs.strategies.extreme` for this function."""
-        return self.resolved["strata"]
+    reference = _piece("reference")
+    backward = _piece("backward")
+    target_backward = _piece("target_backward", optional=True)
+    hvp = _piece("hvp", optional=True)
+    oracle = _piece("oracle")
+    oracle_backward = _piece("oracle_backward")
+    strata = _piece("strata", doc="The extreme-input strata of :mod:`lossproofs.strategies."
+                                  "extreme` for this function.")
 
     def cases(self, dtype: str | None = None) -> st.SearchStrategy[Case]:
         """The ordinary :class:`~lossproofs.cases.Case` strategy (any dtype when None)."""
