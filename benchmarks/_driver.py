@@ -26,13 +26,32 @@ from typing import Any
 
 from benchmarks._measure import ContentionError, MeasureConfig, Point, Suite, calibrate, measure
 from benchmarks._progress import progress_bar
-from lossproofs.environment import write_json
+from lossproofs.environment import claim_output, write_json
 
 EXIT_USAGE = 2
 """Exit status for a usage error or a refused overwrite."""
 EXIT_CONTENDED = 3
 """Exit status of ``--strict`` when contention was observed."""
 EXIT_INTERRUPTED = 130
+
+QUICK = MeasureConfig(block_s=0.003, rounds_min=3, rounds_max=5, point_budget_s=0.08,
+                      min_repeats=3, max_repeats=3, time_cap_s=60.0, indicative=True,
+                      idle_sample_s=0.3)
+"""A ``--quick`` smoke run: short blocks, a fixed number of repeats, a minute at most, its
+intervals labelled indicative."""
+CUDA = MeasureConfig(block_s=0.01, rounds_min=3, rounds_max=10, point_budget_s=0.5,
+                     min_repeats=3, max_repeats=8, time_cap_s=240.0)
+"""A CUDA grid: 10 ms blocks timed with events, 3–8 repeats."""
+
+
+def refuse_existing(out: Path, overwrite: bool) -> None:
+    """Raise ``FileExistsError`` if ``out`` already holds results (results.json, results.md,
+    PNGs) and ``overwrite`` is false: checked before anything is measured."""
+    existing = [out / "results.json", out / "results.md"]
+    if out.is_dir():
+        existing += sorted(out.glob("*.png"))
+    for path in existing:
+        claim_output(path, overwrite)
 
 
 def add_common_arguments(p: argparse.ArgumentParser, quick_help: str) -> None:

@@ -53,15 +53,6 @@ METHOD_TEXT = """\
 """
 
 
-def refuse_existing(out: Path, overwrite: bool) -> None:
-    """Raise ``FileExistsError`` if ``out`` already holds results and ``overwrite`` is false."""
-    existing = [out / "results.json", out / "results.md"]
-    if out.is_dir():
-        existing += sorted(out.glob("*.png"))
-    for path in existing:
-        claim_output(path, overwrite)
-
-
 def _groups(records: list[dict[str, Any]]) -> list[tuple[str, str, int, int]]:
     """(device, dtype, N, D) in first-seen order: one set of tables per head shape."""
     seen: dict[tuple[str, str, int, int], None] = {}

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from benchmarks._measure import Point, Prepared
 from benchmarks._memory import peak_bytes
-from benchmarks._variants import agreement_tolerance, as_tensor
+from benchmarks._variants import check_agreement
 
 UNFUSED = "unfused"
 REFERENCE = "reference"
@@ -244,17 +244,5 @@ def _check_agreement(case: LinearCase, prepared: Prepared) -> None:
     """Every variant's loss must be the unfused one's within the dtype's agreement bound (a
     guard that the timed calls compute the same thing, not an accuracy claim: the suite
     makes those); a variant that raises is excluded with its error."""
-    expected = as_tensor(_loss_of(prepared.calls[UNFUSED]()), case.device, torch.float64)
-    scale = max(float(expected.abs().max()), 1e-30)
-    for name in [v for v in prepared.calls if v != MATMUL]:
-        try:
-            got = as_tensor(_loss_of(prepared.calls[name]()), case.device, torch.float64)
-        except Exception as exc:
-            if "out of memory" in str(exc):
-                raise
-            del prepared.calls[name]
-            prepared.excluded[name] = ("error", f"{type(exc).__name__}: {str(exc)[:200]}")
-            continue
-        rel = float((got - expected).abs().max()) / scale
-        prepared.info.setdefault(name, {}).update(
-            max_rel_diff_vs_unfused=rel, agrees=bool(rel <= agreement_tolerance(case.dtype)))
+    check_agreement(prepared, UNFUSED, case.device, case.dtype, torch.float64,
+                    key="max_rel_diff_vs_unfused", skip=(MATMUL,), value=_loss_of)

@@ -363,13 +363,24 @@ def setup_point(params: dict[str, Any], repeat: int) -> Prepared:
 def _check_agreement(case: BenchmarkCase, prepared: Prepared) -> None:
     """Every variant must compute what ``F.cross_entropy`` computes (float32 on the device, or
     float64 for float64 cases); one that raises is excluded as an error."""
-    cmp_dtype = torch.float64 if case.dtype == "float64" else torch.float32
-    expected = as_tensor(prepared.calls[FUSED_F](), case.device, cmp_dtype)
+    check_agreement(prepared, FUSED_F, case.device, case.dtype,
+                    torch.float64 if case.dtype == "float64" else torch.float32,
+                    key="max_rel_diff_vs_fused")
+
+
+def check_agreement(prepared: Prepared, baseline: str, device: str, dtype: str,
+                    compare_dtype: torch.dtype, *, key: str, skip: tuple[str, ...] = (),
+                    value: Callable[[Any], Any] = lambda out: out) -> None:
+    """Record in ``prepared.info`` each variant's largest difference from ``baseline``'s
+    result relative to its largest magnitude (``key``) and whether it is within
+    :func:`agreement_tolerance` (``agrees``); a variant that raises is excluded as an error
+    (out of memory propagates). ``value`` picks what to compare from a call's return."""
+    expected = as_tensor(value(prepared.calls[baseline]()), device, compare_dtype)
     scale = max(float(expected.abs().max()), 1e-30)
-    tol = agreement_tolerance(case.dtype)
-    for name in list(prepared.calls):
+    tol = agreement_tolerance(dtype)
+    for name in [n for n in prepared.calls if n not in skip]:
         try:
-            got = as_tensor(prepared.calls[name](), case.device, cmp_dtype)
+            got = as_tensor(value(prepared.calls[name]()), device, compare_dtype)
         except Exception as exc:
             if "out of memory" in str(exc):
                 raise
@@ -377,5 +388,4 @@ def _check_agreement(case: BenchmarkCase, prepared: Prepared) -> None:
             prepared.excluded[name] = ("error", f"{type(exc).__name__}: {str(exc)[:200]}")
             continue
         rel = float((got.reshape(expected.shape) - expected).abs().max()) / scale
-        prepared.info.setdefault(name, {}).update(max_rel_diff_vs_fused=rel,
-                                                  agrees=bool(rel <= tol))
+        prepared.info.setdefault(name, {}).update({key: rel, "agrees": bool(rel <= tol)})

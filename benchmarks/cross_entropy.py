@@ -32,13 +32,16 @@ import torch
 
 from benchmarks import _cross_entropy_report as report
 from benchmarks._driver import (
+    CUDA,
     EXIT_CONTENDED,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
+    QUICK,
     add_common_arguments,
     config_from,
     cuda_unavailable_message,
     measure_grid,
+    refuse_existing,
     restore_signal,
     terminate_as_interrupt,
     warn_terminal,
@@ -59,13 +62,10 @@ from lossproofs.environment import claim_output, default_output_dir, environment
 SCHEMA = "lossproofs.benchmarks.cross_entropy/2"
 
 CONFIGS = {
-    "quick": MeasureConfig(block_s=0.003, rounds_min=3, rounds_max=5, point_budget_s=0.08,
-                           min_repeats=3, max_repeats=3, time_cap_s=60.0, indicative=True,
-                           idle_sample_s=0.3),
+    "quick": QUICK,
     "cpu": MeasureConfig(block_s=0.02, rounds_min=3, rounds_max=10, point_budget_s=1.2,
                          min_repeats=3, max_repeats=8, time_cap_s=540.0),
-    "cuda": MeasureConfig(block_s=0.01, rounds_min=3, rounds_max=10, point_budget_s=0.5,
-                          min_repeats=3, max_repeats=8, time_cap_s=240.0),
+    "cuda": CUDA,
 }
 # Buffers for the bandwidth kernels, larger than the last-level cache (an H100's L2 is 50 MB).
 BANDWIDTH_BYTES = {"quick": 32 * 2**20, "cpu": 256 * 2**20, "cuda": 2**30}
@@ -188,15 +188,6 @@ def payload_from(result: dict[str, Any], cases: list[BenchmarkCase], base: dict[
     return {**base, "calibration": result["calibration"], "contended": result["contended"],
             "warnings": result["warnings"], "elapsed_s": result["elapsed_s"],
             "records": records, "ratios": ratios, "complete": result["complete"]}
-
-
-def refuse_existing(out: Path, overwrite: bool) -> None:
-    """Raise ``FileExistsError`` if ``out`` already holds results and ``overwrite`` is false."""
-    existing = [out / "results.json", out / "results.md"]
-    if out.is_dir():
-        existing += sorted(out.glob("*.png"))
-    for path in existing:
-        claim_output(path, overwrite)
 
 
 def run(device: str, quick: bool, out: Path, config: MeasureConfig, compile_enabled: bool = True,

@@ -29,7 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +37,16 @@ import torch
 
 from benchmarks import _linear_report as report
 from benchmarks._driver import (
+    CUDA,
     EXIT_CONTENDED,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
+    QUICK,
     add_common_arguments,
     config_from,
     cuda_unavailable_message,
     measure_grid,
+    refuse_existing,
     restore_signal,
     terminate_as_interrupt,
     warn_terminal,
@@ -62,13 +65,11 @@ from lossproofs.environment import default_output_dir, environment
 SCHEMA = "lossproofs.benchmarks.linear_cross_entropy/2"
 
 CONFIGS = {
-    "quick": MeasureConfig(block_s=0.003, rounds_min=3, rounds_max=5, point_budget_s=0.1,
-                           min_repeats=2, max_repeats=2, time_cap_s=60.0, indicative=True,
-                           idle_sample_s=0.3),
+    # two repeats, not three: its calls are milliseconds, and the smoke run must stay < 60 s
+    "quick": replace(QUICK, point_budget_s=0.1, min_repeats=2, max_repeats=2),
     "cpu": MeasureConfig(block_s=0.05, rounds_min=3, rounds_max=8, point_budget_s=2.0,
                          min_repeats=3, max_repeats=6, time_cap_s=900.0),
-    "cuda": MeasureConfig(block_s=0.01, rounds_min=3, rounds_max=10, point_budget_s=0.5,
-                          min_repeats=3, max_repeats=8, time_cap_s=300.0),
+    "cuda": replace(CUDA, time_cap_s=300.0),
 }
 CPU_SWEEP_V = (4096, 16384, 32000, 65536)
 CUDA_SWEEP_V = (32000, 65536, 128256)
@@ -157,7 +158,7 @@ def run(device: str, quick: bool, out: Path, config: MeasureConfig, compile_enab
         cases: list[LinearCase] | None = None) -> dict[str, Any]:
     """Calibrate, measure the grid (``results.json`` after every repeat), render; returns the
     payload. Raises :class:`ContentionError` under ``config.strict`` (partial results kept)."""
-    report.refuse_existing(out, overwrite)
+    refuse_existing(out, overwrite)
     torch.set_num_threads(config.threads)
     if cases is None:
         cases = cuda_grid(quick) if device == "cuda" else cpu_grid(quick)

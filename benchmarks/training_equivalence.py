@@ -345,26 +345,19 @@ def _summarise(steps: dict[str, Any], epochs: list[dict[str, Any]],
 # Command line
 
 
-def _positive_int(name: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be at least 1, got {value}")
-        return value
-    return parse
+def _positive(name: str, kind: type = int) -> Callable[[str], Any]:
+    """argparse type: an ``int`` ≥ 1 or a finite ``float`` > 0, or a usage error naming the
+    option and the value."""
+    noun, bound = ("an integer", "at least 1") if kind is int else ("a number", "finite and > 0")
 
-
-def _positive_float(name: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
+    def parse(text: str) -> Any:
         try:
-            value = float(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"{name} must be {noun}, got {text!r}") from None
         if not (math.isfinite(value) and value > 0):
-            raise argparse.ArgumentTypeError(f"{name} must be finite and > 0, got {text!r}")
+            shown = value if kind is int else repr(text)
+            raise argparse.ArgumentTypeError(f"{name} must be {bound}, got {shown}")
         return value
     return parse
 
@@ -376,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "LogSoftmax+NLLLoss and naive log(softmax); compare them step by step.")
     parser.add_argument("--quick", action="store_true",
                         help=f"stop after {QUICK_STEPS} optimizer steps (the CI run)")
-    parser.add_argument("--epochs", type=_positive_int("--epochs"), default=None,
+    parser.add_argument("--epochs", type=_positive("--epochs"), default=None,
                         help=f"epochs to train (default {DEFAULT_EPOCHS}; with --quick, as many "
                              f"as {QUICK_STEPS} steps need)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -388,12 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="directory with the MNIST IDX files (default: scikit-learn digits)")
     parser.add_argument("--seed", type=int, default=TrainingConfig.seed,
                         help="seed of the initial weights and the shuffle order")
-    parser.add_argument("--threads", type=_positive_int("--threads"), default=None,
+    parser.add_argument("--threads", type=_positive("--threads"), default=None,
                         help="torch CPU threads (default: 1 with --quick, where a second "
                              "thread can only be oversubscribed on a busy CI machine and "
                              "bitwise equality does not depend on the count; otherwise "
                              "torch's choice; recorded either way)")
-    parser.add_argument("--logit-scale", type=_positive_float("--logit-scale"), default=1.0,
+    parser.add_argument("--logit-scale", type=_positive("--logit-scale", float), default=1.0,
                         help="multiply the logits by this before every criterion (shows where "
                              "naive log(softmax) breaks)")
     parser.add_argument("--no-naive", action="store_true",
