@@ -7,6 +7,8 @@ per job, each with ``--help``.
 - ``accuracy``: ULP accuracy against the exact oracle (:mod:`lossproofs.accuracy`).
 - ``evidence``: what the properties drew, per function × dtype × parameter family
   (:mod:`lossproofs.evidence`).
+- ``accuracy-linear``: ULPs of each ``acc_policy`` of ``F.linear_cross_entropy``
+  (:mod:`lossproofs.accuracy_linear`).
 - ``bench {cross-entropy,training,linear-cross-entropy}``: the benchmark scripts
   (``benchmarks.*``).
 """
@@ -22,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("lossproofs.conformance", "conformance matrix for one implementation under test"),
     "accuracy": ("lossproofs.accuracy", "ULP accuracy against the exact mpmath oracle"),
     "evidence": ("lossproofs.evidence", "what the properties drew: cases, non-trivial, set aside"),
+    "accuracy-linear": ("lossproofs.accuracy_linear",
+                        "ULPs of each acc_policy of F.linear_cross_entropy against the oracle"),
 }
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "cross-entropy": ("benchmarks.cross_entropy",
