@@ -22,9 +22,9 @@ assertion rather than an import error or a crash, and that the twin passes those
 ``python -m lossproofs report --teeth --out docs/conformance --overwrite`` writes the same run
 as a table (docs/conformance/teeth.md, with the example at which each test first failed).
 
-The ``linear_*`` modules (chunked ``linear_cross_entropy``) are not in :data:`CATALOGUE` yet:
-``lossproofs/suite/test_linear_cross_entropy.py`` runs its checks against each directly and
-against a correct chunked implementation (what their twins compute).
+The ``linear_*`` modules (a hand-written chunked ``linear_cross_entropy``,
+:mod:`lossproofs.broken._linear_chunked`) are run on ``test_linear_cross_entropy.py``
+(:data:`LINEAR_FILES`), the file that proves that function.
 """
 
 from __future__ import annotations
@@ -38,14 +38,21 @@ FAST_FILES = ("test_forward.py", "test_gradients.py",
               "test_special_values.py", "test_errors.py",
               "test_identities.py")
 ACCURACY_FILES = ("test_accuracy.py",)
+# linear_cross_entropy's properties (values and three gradients, the identity with
+# cross_entropy(linear(x)), the autograd contract) live in one file of their own.
+LINEAR_FILES = ("test_linear_cross_entropy.py",)
 
 # pytest -k expressions selecting the tests of one function: each function's declared keyword.
 FUNCTION_KEYWORDS = {name: loss.keyword for name, loss in LOSSES.items()}
 
-# Not run against broken modules: the test_reference_* tests do not use the target at all.
-# (The ledger's tests, test_divergences.py, pin torch's own departures and are not among the
-# files a teeth run draws from.)
-EXCLUDED_KEYWORDS = ("test_reference",)
+# Not run against broken modules, because they do not use the target at all: the
+# test_reference_* tests, and test_linear_cross_entropy.py's own checks that import the broken
+# linear modules and their correct chunked kernel directly, whatever --target is. (The ledger's
+# tests, test_divergences.py, pin torch's own departures and are not among the files a teeth
+# run draws from.)
+EXCLUDED_KEYWORDS = ("test_reference", "test_broken_chunked_implementation_is_caught",
+                     "test_retain_graph_bug_escapes_a_single_backward",
+                     "test_a_correct_chunked_implementation_passes")
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,7 @@ class BrokenImplementation:
     modelled_on: tuple[str, ...]
     catchers: tuple[str, ...]
     accuracy: bool = False  # also run the (slower, mpmath) accuracy properties
+    test_files: tuple[str, ...] = FAST_FILES  # the suite files the run draws from
 
     @property
     def target(self) -> str:
@@ -66,7 +74,7 @@ class BrokenImplementation:
 
     @property
     def files(self) -> tuple[str, ...]:
-        return FAST_FILES + (ACCURACY_FILES if self.accuracy else ())
+        return self.test_files + (ACCURACY_FILES if self.accuracy else ())
 
     @property
     def keyword(self) -> str:
@@ -80,6 +88,11 @@ _GRAD = "test_gradients.py::test_input_gradient_matches_closed_form[{}-*]"
 _TGRAD = "test_gradients.py::test_target_gradient_matches_closed_form[{}-*]"
 _SPECIAL = "test_special_values.py::test_implementation_special_value[{}-{}]"
 _ERROR = "test_errors.py::test_implementation_rejects[{}-{}]"
+_LINEAR = "test_linear_cross_entropy.py::"
+# The forward and the three gradients with a random grad_output, every dtype; and the identity
+# with torch's cross_entropy(linear(x)), value and every gradient.
+_LINEAR_VALUES = (_LINEAR + "test_values_and_gradients_match_reference[*]",
+                  _LINEAR + "test_is_cross_entropy_of_linear")
 
 CATALOGUE: tuple[BrokenImplementation, ...] = (
     BrokenImplementation(
@@ -149,6 +162,33 @@ CATALOGUE: tuple[BrokenImplementation, ...] = (
         (_GH + "pytorch/pytorch/issues/5296", _GH + "tensorflow/tensorflow/issues/3739"),
         (_ERROR.format("nll_loss", "target out of bounds"),
          _ERROR.format("nll_loss", "negative target that is not ignore_index"))),
+    BrokenImplementation(
+        "linear_chunk_tail_dropped", "linear_cross_entropy",
+        "chunk loop over N // chunk full chunks: the remainder rows are dropped",
+        (_GH + "NX-AI/mlstm_kernels/pull/3", _GH + "eth-easl/mixtera/pull/55"),
+        _LINEAR_VALUES, test_files=LINEAR_FILES),
+    BrokenImplementation(
+        "linear_sum_of_chunk_means", "linear_cross_entropy",
+        "mean is the sum of each chunk's own mean (about num_chunks times too large)",
+        (_GH + "NVIDIA-NeMo/Automodel/issues/3803", _GH + "NVIDIA-NeMo/Automodel/pull/3804"),
+        _LINEAR_VALUES, test_files=LINEAR_FILES),
+    BrokenImplementation(
+        "linear_grad_output_first_element", "linear_cross_entropy",
+        "reduction='none' backward scales every row by grad_output[0]",
+        (_GH + "linkedin/Liger-Kernel/pull/1298", _GH + "linkedin/Liger-Kernel/issues/968"),
+        _LINEAR_VALUES, test_files=LINEAR_FILES),
+    BrokenImplementation(
+        "linear_grad_output_twice", "linear_cross_entropy",
+        "sum/mean backward multiplies the precomputed gradients by grad_output twice",
+        (_GH + "linkedin/Liger-Kernel/pull/1298", _GH + "linkedin/Liger-Kernel/pull/1222"),
+        _LINEAR_VALUES, test_files=LINEAR_FILES),
+    BrokenImplementation(
+        "linear_retain_mutates_saved", "linear_cross_entropy",
+        "backward scales its saved gradients in place: a second backward is wrong and "
+        "changes the first one's results",
+        (_GH + "pytorch/pytorch/pull/181574", _GH + "Dao-AILab/quack/pull/209"),
+        (_LINEAR + "test_repeated_backward_leaves_earlier_gradients_right",),
+        test_files=LINEAR_FILES),
 )
 
 BY_MODULE = {b.module: b for b in CATALOGUE}

@@ -67,7 +67,9 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
                 chunk_sums.append(ell.sum() / chunk_denominator)  # BUG
                 g = g / chunk_denominator
             elif reduction == "mean":
-                g = g / denominator
+                # Ignored rows hold exactly 0 whatever the denominator (as the reference: a
+                # zero total weight makes the kept rows 0/0 = NaN, never the ignored ones).
+                g = torch.where(kept[start:stop, None], g / denominator, 0)
             grad_z[start:stop] = g
         if reduction == "none":
             out = losses

@@ -2,11 +2,13 @@
 
 Bug: the loop runs over ``N // CHUNK`` full chunks (CHUNK = 2), so when N is odd the last row
 contributes neither loss nor gradient, while ``mean`` still divides by every kept target.
-Modelled on: chunk-boundary mistakes in chunked sequence code — google-research/planet#14
-("final frames that do not fit into a chunk are always discarded") and NX-AI/mlstm_kernels#3
-(a chunking bug for inputs shorter than the chunk size).
-Should be caught by: the forward and gradient property of
-``tests/test_linear_cross_entropy.py`` (``check_values_and_gradients``) on any odd batch.
+Modelled on: chunk-boundary mistakes in chunked sequence code — NX-AI/mlstm_kernels PR #3 (a
+chunking bug for inputs shorter than the largest chunk size) and eth-easl/mixtera PR #55
+("return incomplete chunk at the end of chunking, so we won't lose any data").
+Should be caught by:
+``test_linear_cross_entropy.py::test_values_and_gradients_match_reference`` and
+``::test_is_cross_entropy_of_linear``, on any odd batch (an unbatched input is one row:
+all of it is the tail).
 """
 
 from lossproofs.broken._common import buggy, version

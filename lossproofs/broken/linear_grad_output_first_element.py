@@ -5,8 +5,11 @@ Bug: the per-token upstream gradient is read as a scalar, so every gradient row 
 by the first token's upstream gradient: correct for ``grad_output = ones``, wrong otherwise.
 Modelled on: linkedin/Liger-Kernel PR #1298 ("wrong grad_weight/grad_bias for fused linear
 cross entropy with reduction='none'": ``element_mul_kernel`` loads ``grad_output`` as a scalar).
-Should be caught by: the gradient property with a random ``grad_output``
-(``check_values_and_gradients``), for reduction none.
+Also linkedin/Liger-Kernel issue #968 (wrong gradients of FusedLinearCrossEntropy with
+reduction='none' and a weight mask).
+Should be caught by:
+``test_linear_cross_entropy.py::test_values_and_gradients_match_reference`` and
+``::test_is_cross_entropy_of_linear`` (both draw a random ``grad_output``), for reduction none.
 """
 
 from lossproofs.broken._common import buggy, version

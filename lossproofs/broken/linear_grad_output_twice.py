@@ -5,9 +5,10 @@ scaled result is scaled again (a second ``element_mul`` after one already folded
 for ``grad_output = ±1``, wrong for any other upstream gradient (a loss scale, gradient
 accumulation's 1/k).
 Modelled on: the grad_output handling of fused linear CE backwards (linkedin/Liger-Kernel
-PR #1298 and #1222 rewrote it; FLA PR #874 gradient accumulation).
-Should be caught by: the gradient property with a random ``grad_output``
-(``check_values_and_gradients``), for sum and mean.
+PR #1298 and PR #1222 rewrote it).
+Should be caught by:
+``test_linear_cross_entropy.py::test_values_and_gradients_match_reference`` and
+``::test_is_cross_entropy_of_linear`` (both draw a random ``grad_output``), for sum and mean.
 """
 
 from lossproofs.broken._common import buggy, version

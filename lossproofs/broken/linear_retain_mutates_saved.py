@@ -3,11 +3,15 @@
 Bug: for sum/mean the backward does ``saved.mul_(grad_output)`` and returns ``saved``: one
 backward is right, but a second one (``retain_graph=True``) multiplies again — returning
 ``g₁·g₂``-scaled gradients — and silently changes the tensors the first backward returned.
-torch's chunked path does the in-place ``mul_`` too, and guards it: a second backward raises
-unless ``allow_retain_graph=True``, which then copies (pytorch/pytorch PR #181574, the
-``ctx._gi`` review thread).
-Should be caught by: the retain_graph contract (``check_retain_graph``) — and by nothing that
-runs a single backward, which is the point of that test.
+Modelled on: torch's chunked path, which does the in-place ``mul_`` too and guards it: a second
+backward raises unless ``allow_retain_graph=True``, which then copies (pytorch/pytorch PR
+#181574, the ``ctx._gi`` review thread); and Dao-AILab/quack PR #209, which reports the same
+in-place ``dx.mul_`` in quack's chunked linear cross-entropy (there a second backward fails on
+autograd's version counter).
+Should be caught by: the retain_graph contract,
+``test_linear_cross_entropy.py::test_repeated_backward_leaves_earlier_gradients_right``
+(``check_retain_graph``) — and by nothing that runs a single backward, which is the point of
+that test.
 """
 
 from lossproofs.broken._common import buggy, version

@@ -5,7 +5,9 @@ per-chunk results are added, so with more than one chunk the loss is about ``num
 times too large (and wrong even for a mean of means when chunks hold different weights).
 Modelled on: NVIDIA-NeMo/Automodel#3803 / PR #3804 ("ChunkedCrossEntropy returns num_chunks x
 the loss for reduction='mean'").
-Should be caught by: the forward property (``check_values_and_gradients``) for mean with N > 2.
+Should be caught by:
+``test_linear_cross_entropy.py::test_values_and_gradients_match_reference`` and
+``::test_is_cross_entropy_of_linear``, for mean with N > 2.
 """
 
 from lossproofs.broken._common import buggy, version

@@ -27,7 +27,9 @@ def teeth_markdown(payload: dict[str, Any]) -> str:
              "lossproofs/suite/test_teeth.py checks that it is current. -->", "",
              "Each module of `lossproofs/broken/` redefines one function of "
              "`torch.nn.functional` with a realistic bug; the suite (the test files of that "
-             "function, hypothesis profile `teeth`: derandomized, no shrinking, 100 examples) "
+             "function, hypothesis profile `teeth`: derandomized, no shrinking, 100 examples, "
+             "or fewer where a property caps its own count as test_linear_cross_entropy.py's "
+             "do) "
              "must fail, in the tests listed, by its own assertions. Each module's bug-free "
              "twin (the same module run with `LOSSPROOFS_BROKEN_CONTROL=1`: every line the same "
              "but the bug's) must pass those same tests, so that no catch is an artifact of the "
