@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from importlib import metadata
 from typing import Any
 
 import torch
@@ -55,6 +56,29 @@ def load(module: str, attribute: str, install: str, needs_cuda: bool = True
     if missing:
         return None, f"{module}.{attribute} needs " + " and ".join(missing)
     return kernel, None
+
+
+def export(namespace: dict[str, Any], kernel_spec: tuple[str, str], install: str,
+           adapter: Callable[[Callable[..., Any]], Callable[..., Any]],
+           needs_cuda: bool = True) -> None:
+    """Finish an adapter module (``namespace`` is its ``globals()``): ``linear_cross_entropy``
+    is ``adapter(kernel)`` where the kernel runs here; otherwise it is absent, and the reason
+    goes into the module's ``UNSUPPORTED_CHECKS["linear_cross_entropy"]`` (what the suite
+    prints when it skips) and into the ``AttributeError`` a direct access raises."""
+    kernel, reason = load(*kernel_spec, install, needs_cuda=needs_cuda)
+    if reason is None:
+        namespace["linear_cross_entropy"] = adapter(kernel)
+    else:
+        namespace["UNSUPPORTED_CHECKS"]["linear_cross_entropy"] = reason
+        namespace["__getattr__"] = missing_function(namespace["__name__"], reason)
+
+
+def version(distribution: str) -> str:
+    """A module's ``__version__``: the wrapped distribution's, or that it is not installed."""
+    try:
+        return f"{distribution} {metadata.version(distribution)}"
+    except metadata.PackageNotFoundError:
+        return f"{distribution} not installed"
 
 
 def missing_function(module_name: str, reason: str | None) -> Callable[[str], Any]:

@@ -30,7 +30,6 @@ wrote it has no GPU.
 from __future__ import annotations
 
 import os
-from importlib import metadata
 
 try:  # a checkout: ``module:examples.cce_linear_cross_entropy``
     from examples import _fused_linear_ce as glue
@@ -44,10 +43,7 @@ INSTALL = 'pip install "cut-cross-entropy @ git+https://github.com/apple/ml-cros
 IMPL = os.environ.get("LOSSPROOFS_CCE_IMPL", "cce")
 DEVICE = "cpu" if IMPL == "torch_compile" else "cuda"
 
-try:
-    __version__ = f"cut-cross-entropy {metadata.version('cut-cross-entropy')}, impl={IMPL}"
-except metadata.PackageNotFoundError:
-    __version__ = "cut-cross-entropy not installed"
+__version__ = f"{glue.version('cut-cross-entropy')}, impl={IMPL}"
 
 _NO = "cut_cross_entropy.linear_cross_entropy has no "
 NOT_PROVIDED: dict[str, dict[str, str]] = {
@@ -80,10 +76,5 @@ def adapter(kernel, device: str = DEVICE, impl: str = IMPL):
     return linear_cross_entropy
 
 
-_kernel, _unavailable = glue.load(*KERNEL, INSTALL, needs_cuda=DEVICE == "cuda")
 UNSUPPORTED_CHECKS: dict[str, str] = dict(glue.OUT_OF_RANGE_CHECKS) if DEVICE == "cuda" else {}
-if _unavailable is None:
-    linear_cross_entropy = adapter(_kernel)
-else:
-    UNSUPPORTED_CHECKS["linear_cross_entropy"] = _unavailable
-    __getattr__ = glue.missing_function(__name__, _unavailable)
+glue.export(globals(), KERNEL, INSTALL, adapter, needs_cuda=DEVICE == "cuda")

@@ -22,8 +22,6 @@ yet: the machine that wrote it has no GPU.
 
 from __future__ import annotations
 
-from importlib import metadata
-
 try:  # a checkout: ``module:examples.liger_linear_cross_entropy``
     from examples import _fused_linear_ce as glue
 except ImportError:  # the file copied next to _fused_linear_ce.py
@@ -33,10 +31,7 @@ KERNEL = "liger_kernel.transformers.functional", "liger_fused_linear_cross_entro
 INSTALL = "pip install liger-kernel"
 DEVICE = "cuda"
 
-try:
-    __version__ = f"liger-kernel {metadata.version('liger-kernel')}"
-except metadata.PackageNotFoundError:
-    __version__ = "liger-kernel not installed"
+__version__ = glue.version("liger-kernel")
 
 NOT_PROVIDED: dict[str, dict[str, str]] = {
     "linear_cross_entropy": {
@@ -68,10 +63,5 @@ def adapter(kernel, device: str = DEVICE):
     return linear_cross_entropy
 
 
-_kernel, _unavailable = glue.load(*KERNEL, INSTALL)
 UNSUPPORTED_CHECKS: dict[str, str] = dict(glue.OUT_OF_RANGE_CHECKS)
-if _unavailable is None:
-    linear_cross_entropy = adapter(_kernel)
-else:
-    UNSUPPORTED_CHECKS["linear_cross_entropy"] = _unavailable
-    __getattr__ = glue.missing_function(__name__, _unavailable)
+glue.export(globals(), KERNEL, INSTALL, adapter)

@@ -36,8 +36,6 @@ yet: the machine that wrote it has no GPU.
 
 from __future__ import annotations
 
-from importlib import metadata
-
 import torch
 
 try:  # a checkout: ``module:examples.quack_linear_cross_entropy``
@@ -51,10 +49,7 @@ DEVICE = "cuda"
 ALIGN = 8  # quack asserts B·L % 8 == 0 (TMA): rows, features and classes are padded to this
 MASK_LOGIT = -(2.0**15)  # exact in float16 and bfloat16; exp(MASK_LOGIT − lse) = 0 in float32
 
-try:
-    __version__ = f"quack-kernels {metadata.version('quack-kernels')}"
-except metadata.PackageNotFoundError:
-    __version__ = "quack-kernels not installed"
+__version__ = glue.version("quack-kernels")
 
 _NO = "quack's chunked_linear_cross_entropy has no "
 NOT_PROVIDED: dict[str, dict[str, str]] = {
@@ -122,10 +117,5 @@ def adapter(kernel, device: str = DEVICE):
     return linear_cross_entropy
 
 
-_kernel, _unavailable = glue.load(*KERNEL, INSTALL)
 UNSUPPORTED_CHECKS: dict[str, str] = dict(glue.OUT_OF_RANGE_CHECKS)
-if _unavailable is None:
-    linear_cross_entropy = adapter(_kernel)
-else:
-    UNSUPPORTED_CHECKS["linear_cross_entropy"] = _unavailable
-    __getattr__ = glue.missing_function(__name__, _unavailable)
+glue.export(globals(), KERNEL, INSTALL, adapter)
