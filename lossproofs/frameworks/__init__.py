@@ -12,6 +12,8 @@ The modules import their framework on import: a missing package is an ``ImportEr
 
 from __future__ import annotations
 
+# The parameter families (case tags, and reduction:<value>) that a framework module's
+# NOT_PROVIDED and CONVENTIONS may name.
 FAMILIES = frozenset({
     "weight", "ignore_index", "label_smoothing", "probability target", "k-dim", "unbatched",
     "uint8 target", "pos_weight", "empty", "0-d", "single class", "non-contiguous",

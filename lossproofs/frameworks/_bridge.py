@@ -115,3 +115,49 @@ def not_provided(target: str, declared: dict[str, dict[str, str]], function: str
     (the suite does not draw such cases; a direct caller is told why)."""
     return NotImplementedError(f"{target} target: {function} {family}: "
                                f"{declared[function][family]}")
+
+
+def refuse_not_provided(target: str, declared: dict[str, dict[str, str]], function: str, *,
+                        weight=None, ignore_index: int = -100, label_smoothing: float = 0.0,
+                        pos_weight=None) -> None:
+    """Raise :func:`not_provided` for the first parameter given a non-default value that
+    ``declared`` (the module's ``NOT_PROVIDED``) lists for ``function``: such a call is
+    refused, never composed by hand around the framework's function."""
+    given = {"weight": weight is not None, "ignore_index": ignore_index != -100,
+             "label_smoothing": bool(label_smoothing), "pos_weight": pos_weight is not None}
+    for family, is_given in given.items():
+        if is_given and family in declared.get(function, {}):
+            raise not_provided(target, declared, function, family)
+
+
+def reduced(loss, reduction: str, total: Callable[[Any], Any], mean: Callable[[Any], Any]):
+    """torch's ``reduction`` (checked first with :func:`check_reduction`) of a per-element
+    ``loss`` with the framework's own ``total`` (sum) and ``mean``."""
+    if reduction == "none":
+        return loss
+    return total(loss) if reduction == "sum" else mean(loss)
+
+
+def softmax_family(framework: Framework, softmax: Callable[[Any, Any], Any],
+                   log_softmax: Callable[[Any, Any], Any],
+                   logsumexp: Callable[[Any, Any, bool], Any]):
+    """torch-signature ``softmax(input, dim, dtype=None)``, ``log_softmax`` and
+    ``logsumexp(input, dim, keepdim=False)`` computed by the framework's own
+    ``softmax(array, axis)``, ``log_softmax(array, axis)`` and
+    ``logsumexp(array, axis, keepdims)``; ``dtype=`` casts the input first, as torch does."""
+
+    def softmax_(input, dim, dtype=None):
+        x = input if dtype is None else input.to(dtype)
+        return bridged(framework, lambda a: softmax(a, dim), x)
+
+    def log_softmax_(input, dim, dtype=None):
+        x = input if dtype is None else input.to(dtype)
+        return bridged(framework, lambda a: log_softmax(a, dim), x)
+
+    def logsumexp_(input, dim, keepdim=False):
+        return bridged(framework, lambda a: logsumexp(a, dim, keepdim), input)
+
+    for fn, name in ((softmax_, "softmax"), (log_softmax_, "log_softmax"),
+                     (logsumexp_, "logsumexp")):
+        fn.__name__ = fn.__qualname__ = name
+    return softmax_, log_softmax_, logsumexp_
