@@ -114,6 +114,15 @@ def run_report(per_stratum: int, max_classes: int, max_batch: int, seed: int,
             worst: dict[tuple[str, str], dict[str, Any]] = {}
             for name, impl in implementations(function, target).items():
                 for p, ex, fl in zip(problems, exacts, floors):
+                    if target is not None and name == target.name and \
+                            target.excluded_arguments(function, p.params):
+                        # outside the target's declared capabilities: not run (as in the
+                        # accuracy properties), counted in the row
+                        collected.setdefault(name, {"forward": [], "gradient": [],
+                                                    "forward_fair": [], "gradient_fair": []})
+                        collected[name]["not_provided"] = collected[name].get(
+                            "not_provided", 0) + 1
+                        continue
                     result = impl(p)
                     if result is None:
                         continue
@@ -139,8 +148,10 @@ def run_report(per_stratum: int, max_classes: int, max_batch: int, seed: int,
                                           "stratum": extreme.stratum_of(p)}
             for name, c in collected.items():
                 row = {"function": function, "dtype": dtype, "implementation": name,
-                       "problems": c["problems"],
-                       "intermediate_overflow_problems": c["overflow"]}
+                       "problems": c.get("problems", 0),
+                       "intermediate_overflow_problems": c.get("overflow", 0)}
+                if c.get("not_provided"):
+                    row["not_provided_problems"] = c["not_provided"]
                 for direction in ("forward", "gradient"):
                     row[direction] = _summary(c[direction])
                     row[direction]["worst_stratum"] = worst.get((direction, name), {}).get(
@@ -187,6 +198,20 @@ def _target_line(report: dict[str, Any]) -> str:
     return line
 
 
+def _known_departures(report: dict[str, Any]) -> list[str]:
+    """The ledger's accuracy entries of the target's families: what a `✗` of its rows is."""
+    from lossproofs import ledger
+
+    families = set((report.get("target") or {}).get("families", ()))
+    entries = [d for d in ledger.LEDGER if d.check == "accuracy" and d.families & families]
+    if not entries:
+        return []
+    return ["", "## Known departures of this target's family (the ledger)", "",
+            "| divergence | function | dtype | direction | upstream |", "|---|---|---|---|---|",
+            *[f"| {d.name} | {d.function} | {d.example.dtype} | {d.direction} | "
+              f"{d.upstream or 'none found'} |" for d in entries]]
+
+
 def markdown(report: dict[str, Any]) -> str:
     lines = [
         "# Accuracy against the exact oracle",
@@ -231,6 +256,12 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {_fmt(r['gradient'])} | {fair} | {r['intermediate_overflow_problems']}/"
             f"{r['problems']} | {r['forward'].get('worst_stratum')}, "
             f"{r['gradient'].get('worst_stratum')} |")
+    skipped = [f"{r['function']} {r['dtype']}: {r['not_provided_problems']}"
+               for r in report["rows"] if r.get("not_provided_problems")]
+    if skipped:
+        lines += ["", "Problems outside the target's declared capabilities (its NOT_PROVIDED "
+                  "parameters), not run for it: " + "; ".join(skipped) + "."]
+    lines += _known_departures(report)
     lines += ["", "## Strata", ""]
     lines += [f"- `{s.name}`: {s.why}" for s in extreme.LOGIT_STRATA.values()]
     lines += [f"- `{k}` (BCE family): {v}" for k, v in extreme.BINARY_STRATA.items()]
@@ -275,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
                         target=target)
     report = {"settings": settings, "environment": environment(target.device),
               "target": {"name": target.name, "description": target.description,
-                         "version": target.version, "device": target.device},
+                         "version": target.version, "device": target.device,
+                         "families": sorted(target.families)},
               **report, "seconds": round(time.perf_counter() - t0, 1)}
     write_json(out / "accuracy.json", report, overwrite=args.overwrite)
     write_text(out / "accuracy.md", markdown(report), overwrite=args.overwrite)

@@ -30,6 +30,7 @@ def to_json(report: Report, quick: bool) -> dict[str, Any]:
                      "seed": report.seed, "seconds": round(report.seconds, 1)},
         "verdict": "conforms" if failed == 0 else f"{failed} failing checks",
         "missing_functions": report.missing,
+        "declared": {"not_provided": t.not_provided, "conventions": t.conventions},
         "matrix": cells,
         "special_values": report.special_values,
         "errors": report.errors,
@@ -50,6 +51,17 @@ def _cell_text(c: Cell | None) -> str:
         f", {c.not_provided} not provided" if c.not_provided else "")
     return (f"{mark} {counts} · {_num(c.forward_ulps)} / {_num(c.gradient_ulps)} ulp · "
             f"{_num(c.forward_of_bound)} / {_num(c.gradient_of_bound)}")
+
+
+def _error_status(e: dict[str, Any]) -> str:
+    """An error case's status, saying when bad input was silently accepted, with the reason
+    of a case not run or known to fail (the ledger entry that covers it)."""
+    detail = e.get("detail", "")
+    accepted = "accepted the input" in detail or "without an error" in detail
+    if e["status"] in ("unsupported", "not provided", "known", "fixed upstream?"):
+        what = "known: silently accepted" if e["status"] == "known" and accepted else e["status"]
+        return f"{what}: {detail}"
+    return "silently accepted (no error)" if accepted else e["status"]
 
 
 def _num(x: float) -> str:
@@ -100,15 +112,25 @@ def to_markdown(payload: dict[str, Any], report: Report) -> str:
             lines.append(f"| {fam} | " + " | ".join(
                 _cell_text(report.matrix.get((function, fam, d))) for d in DTYPES) + " |")
         lines.append("")
+    for key, title in (("not_provided", "Declared not provided"),
+                       ("conventions", "Declared conventions")):
+        rows = [f"| {function} | {family} | {why} |"
+                for function, families in payload["declared"][key].items()
+                for family, why in families.items()]
+        if rows:
+            lines += [f"## {title}", "",
+                      "Cases of these parameter families are not drawn for this target "
+                      "(`not provided` in the matrix), never counted as failures.", "",
+                      "| function | family | why |", "|---|---|---|", *rows, ""]
     lines += ["## Special values", "", "| function | case | status | why |", "|---|---|---|---|"]
-    lines += [f"| {e['function']} | {e['case']} | {e['status']} | {e['why']} |"
+    lines += [f"| {e['function']} | {e['case']} | {e['status']} | {e['why']}"
+              + (f" ({e['detail']})" if e["status"] in ("known", "fixed upstream?",
+                                                          "not provided", "convention")
+                 else "") + " |"
               for e in report.special_values]
     lines += ["", "## Errors (bad input must raise)", "",
               "| function | case | expected | status |", "|---|---|---|---|"]
-    lines += [f"| {e['function']} | {e['case']} | {e['exception']} | "
-              + ("silently accepted (no error)" if "accepted the input" in e.get("detail", "")
-                 or "without an error" in e.get("detail", "") else e["status"])
-              + f"{': ' + e['detail'] if e['status'] == 'unsupported' else ''} |"
+    lines += [f"| {e['function']} | {e['case']} | {e['exception']} | {_error_status(e)} |"
               for e in report.errors]
     if report.ledger_checks:
         lines += ["", "## Where torch diverges: this target must get the mathematics", "",

@@ -28,7 +28,9 @@ class SpecialCase:
     """``function(*args, **kwargs)`` equals ``expected`` exactly (NaN equal to NaN).
 
     ``expected_grad``, when given, is the gradient of ``sum(output · 1)`` w.r.t. the input.
-    Inputs are float64; ``why`` derives the expected value.
+    Inputs are float64; ``why`` derives the expected value. ``families`` names the parameter
+    families it exercises beyond its keyword arguments (``"clamp"``: torch's documented clamp), so
+    that a target declaring another convention there is not held to it (:func:`declared_out`).
     """
 
     name: str
@@ -39,6 +41,21 @@ class SpecialCase:
     expected_grad: Any = None
     why: str = ""
     upstream: str = ""
+    families: tuple[str, ...] = ()
+
+
+def declared_out(target, case: SpecialCase) -> str | None:
+    """Why ``case`` is outside what ``target`` declares it provides (an argument it does not
+    take, or a family where it follows another convention), or None."""
+    declared = target.excluded_arguments(case.function, case.kwargs)
+    if declared:
+        return declared
+    for family in case.families:
+        for table, what in ((target.not_provided, "not provided"),
+                            (target.conventions, "convention")):
+            if family in table.get(case.function, {}):
+                return f"{what}: {family} ({table[case.function][family]})"
+    return None
 
 
 def _a(*values):
@@ -111,7 +128,7 @@ SPECIAL_CASES: tuple[SpecialCase, ...] = (
                 expected=_a(100.0, 100.0, 0.0, 0.0),
                 expected_grad=_a(-1 / BCE_GRAD_EPS, 1 / BCE_GRAD_EPS, 0.0, 0.0),
                 why="torch clamps log at −100 (docs of BCELoss) and the gradient's denominator "
-                    "p(1−p) at float32(1e-12)"),
+                    "p(1−p) at float32(1e-12)", families=("clamp",)),
     SpecialCase("saturated logits, finite", "binary_cross_entropy_with_logits",
                 (_a(1000.0, -1000.0, 1000.0, -1000.0), _a(1.0, 0.0, 0.0, 1.0)),
                 {"reduction": "none"}, expected=_a(0.0, 0.0, 1000.0, 1000.0),

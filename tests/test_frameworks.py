@@ -278,3 +278,71 @@ def test_finding_still_reproduces(record):
                                            dtype=np.float64)).ravel()
     agree = [same(float(a), float(m), dtype) for a, m in zip(actual, math_result)]
     assert not all(agree), f"{record['name']}: now agrees with the mathematics {actual}"
+
+
+# -- the shared bridge helpers (no framework needed) --------------------------------------------
+def test_refuse_not_provided_names_the_first_declared_parameter_given():
+    from lossproofs.frameworks._bridge import refuse_not_provided
+
+    declared = {"cross_entropy": {"weight": "no class weights", "label_smoothing": "none"}}
+    refuse_not_provided("t", declared, "cross_entropy")  # defaults: nothing refused
+    refuse_not_provided("t", declared, "cross_entropy", ignore_index=3)  # not declared
+    with pytest.raises(NotImplementedError, match="t target: cross_entropy weight: no class"):
+        refuse_not_provided("t", declared, "cross_entropy", weight=torch.ones(2),
+                            label_smoothing=0.1)
+    with pytest.raises(NotImplementedError, match="label_smoothing"):
+        refuse_not_provided("t", declared, "cross_entropy", label_smoothing=0.1)
+    refuse_not_provided("t", declared, "binary_cross_entropy", weight=torch.ones(2))
+
+
+def test_reduced_applies_torchs_reduction_with_the_frameworks_sum_and_mean():
+    from lossproofs.frameworks._bridge import reduced
+
+    loss = np.array([1.0, 2.0, 6.0])
+    assert reduced(loss, "none", np.sum, np.mean) is loss
+    assert reduced(loss, "sum", np.sum, np.mean) == 9.0
+    assert reduced(loss, "mean", np.sum, np.mean) == 3.0
+
+
+# -- the conformance report honours declared capabilities -----------------------------------------
+def test_report_does_not_run_special_values_or_ledger_examples_a_target_does_not_provide():
+    from lossproofs import conformance_run
+    from lossproofs.targets import torch_functional
+
+    impl = torch_functional()
+    impl.families = frozenset()  # judged as a framework: torch's ledger entries must pass
+    impl.not_provided = {"cross_entropy": {"label_smoothing": "declared for this test"}}
+    report = conformance_run.build(impl, ("cross_entropy",), ("float64",), n=2)
+    smoothing_specials = [e for e in report.special_values if e["case"] in (
+        "masked class with label smoothing", "all targets ignored, none")]
+    assert smoothing_specials and all(e["status"] == "not provided" and "label_smoothing"
+                                      in e["detail"] for e in smoothing_specials)
+    negative = next(e for e in report.errors
+                    if e["case"] == "cross_entropy accepts a negative label_smoothing")
+    assert negative["status"] == "not provided"
+    assert any(e["status"] == "pass" for e in report.special_values)
+
+
+# -- docs/frameworks.md ------------------------------------------------------------------------
+def test_frameworks_page_is_current():
+    from lossproofs.frameworks import page
+
+    path = page.REPOSITORY / "docs" / "frameworks.md"
+    text = path.read_text(encoding="utf-8")
+    assert f"{page.START}\n{page.render()}{page.END}" in text, (
+        "docs/frameworks.md is not what the committed reports, the ledger and the findings "
+        "give; regenerate it with `python -m lossproofs.frameworks.page --update "
+        "docs/frameworks.md`")
+
+
+def test_frameworks_page_cells_separate_failures_known_and_not_provided():
+    from lossproofs.frameworks.page import _agreement, _ulps
+
+    cell = {"cases": 12, "passed": 9, "failed": 1, "known": 2, "not_provided": 3}
+    assert _agreement(cell, None) == "✗ 9/12 (1 fail, 2 known, 3 n/p)"
+    assert _agreement({**cell, "failed": 0, "passed": 10}, None) == "✓ 10/12 (2 known, 3 n/p)"
+    assert _agreement({**cell, "cases": 0}, None) == "not provided (3)"
+    assert _agreement(None, "no nll_loss") == "not provided"
+    summary = {"fair": {"n": 5, "max": 7.5}, "bound": 4}
+    assert _ulps(summary) == "7.5 ✗" and _ulps({**summary, "bound": 8}) == "7.5"
+    assert _ulps({"fair": {"n": 0}}) == "–"

@@ -30,7 +30,17 @@ import numpy as np
 from lossproofs.cases import Case
 
 # A divergence applies to a target that belongs to any of its families.
-from lossproofs.families import TORCH, TORCH_COMPILE, TORCH_CUDA, TORCH_EAGER  # noqa: F401
+from lossproofs.families import (
+    TORCH,
+    TORCH_CHUNKED,
+    TORCH_COMPILE,
+    TORCH_CUDA,
+    TORCH_EAGER,
+)
+
+# The torch families: the README's table lists the entries of these; the other frameworks'
+# entries (lossproofs/ledger/frameworks.py) are listed on docs/frameworks.md.
+TORCH_FAMILIES = frozenset({TORCH, TORCH_EAGER, TORCH_COMPILE, TORCH_CUDA, TORCH_CHUNKED})
 
 CHECKS = ("forward", "gradient", "special value", "rejects", "accuracy", "error type")
 
@@ -50,6 +60,9 @@ class Divergence:
       for the whole case; None when ordinary properties cannot draw the inputs.
     - ``near_miss``: a case just outside ``affected``, which affected targets get right.
     - ``families``: the target families it applies to; ``upstream`` the issue link, if any.
+    - ``covers``: the special-value and error cases it explains (:func:`case_key`:
+      ``special:<function>:<name>``, ``error:<function>:<name>``): for the entry's families
+      those cases are known failures (:func:`covering`).
     """
 
     name: str
@@ -67,6 +80,7 @@ class Divergence:
     seed: int = 0  # of the random grad_output, for gradient checks
     floored: bool = True  # accuracy checks: count ULPs above the fair floor (else raw ULPs)
     wrt_target: bool = False  # gradient checks: the target's gradient too
+    covers: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.check not in CHECKS:
@@ -86,9 +100,15 @@ class Divergence:
 
 
 def _entries() -> tuple[Divergence, ...]:
-    from lossproofs.ledger import accuracy, bounds, large, linear, torch
+    from dataclasses import replace
 
-    return (*torch.ENTRIES, *bounds.ENTRIES, *large.ENTRIES, *accuracy.ENTRIES, *linear.ENTRIES)
+    from lossproofs.ledger import accuracy, bounds, frameworks, large, linear, torch
+
+    own = (*torch.ENTRIES, *bounds.ENTRIES, *large.ENTRIES, *accuracy.ENTRIES, *linear.ENTRIES)
+    # torch's entries that other frameworks share (frameworks.SHARED) apply to them too
+    shared = tuple(replace(d, families=d.families | frameworks.shared_families(d.name))
+                   for d in own)
+    return (*shared, *frameworks.ENTRIES)
 
 
 LEDGER: tuple[Divergence, ...] = _entries()
@@ -102,6 +122,39 @@ def divergence(name: str) -> Divergence:
         return BY_NAME[name]
     except KeyError:
         raise KeyError(f"no ledger entry named {name!r}") from None
+
+
+def case_key(case) -> str | None:
+    """The name a ledger entry's ``covers`` gives a special-value or error case (None for
+    anything else)."""
+    from lossproofs.error_cases import ErrorCase
+    from lossproofs.special_cases import SpecialCase
+
+    kind = {ErrorCase: "error", SpecialCase: "special"}.get(type(case))
+    return None if kind is None else f"{kind}:{case.function}:{case.name}"
+
+
+def covering(target, case) -> Divergence | None:
+    """The entry of ``target``'s families that explains ``case`` (a special-value or error
+    case) failing, or None."""
+    key = case_key(case)
+    if key is None:
+        return None
+    return next((d for d in LEDGER if key in d.covers and d.applies_to(target)), None)
+
+
+def not_provided_by(target, entry: Divergence, case=None) -> str | None:
+    """Why ``entry``'s example (or ``case``, e.g. its near miss) is outside what ``target``
+    declares it provides (``Target.excluded``), or None: such a check is not run for it."""
+    if entry.check == "error type":
+        return target.excluded_arguments(entry.function, entry.expected.kwargs)
+    case = entry.example if case is None else case
+    given = {k: v for k, v in case.params.items()
+             if v is not None and not (k == "label_smoothing" and v == 0)
+             and not (k == "ignore_index" and v == -100)}
+    if case.function in ("nll_loss", "cross_entropy") and case.arrays[0].ndim == 1:
+        given["unbatched"] = True  # a hand-written example carries no tags
+    return target.excluded(case) or target.excluded_arguments(case.function, given)
 
 
 def xfail_for(target, entry: Divergence):
@@ -198,14 +251,19 @@ def run_check(target, entry: Divergence, case: Case | None = None):
     if entry.check == "special value":
         return checks.check_special_value(target, case, entry.expected)
     if entry.check == "rejects":
-        return checks.check_rejects(target, case)
+        # torch's types for torch's family; any other target must reject it at all
+        return checks.check_rejects(target, case, (ValueError, RuntimeError)
+                                    if target.torch_exceptions else (Exception,))
     from lossproofs import error_model
 
     return error_model.check_accuracy(target, case, entry.direction, entry.floored)
 
 
-def markdown_table(entries=LEDGER) -> str:
-    """The README's divergence table, generated: one row per entry."""
+def markdown_table(entries=None) -> str:
+    """The README's divergence table, generated: one row per entry (default: the entries of
+    the torch families)."""
+    if entries is None:
+        entries = [d for d in LEDGER if d.families & TORCH_FAMILIES]
     lines = ["| divergence | function | check | applies to | torch does | upstream |",
              "|---|---|---|---|---|---|"]
     for d in entries:

@@ -21,6 +21,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 
 from lossproofs import ledger
+from lossproofs.special_cases import SpecialCase
+from lossproofs.special_cases import declared_out as special_declared_out
 from lossproofs.targets import get_target
 
 settings.register_profile("dev", max_examples=25, deadline=None)
@@ -102,11 +104,29 @@ def pytest_collection_modifyitems(config, items):
     # a strict xfail, expecting the entry's exception, for targets of the entry's families; any
     # other implementation must pass it.
     for item in items:
-        entry = getattr(getattr(item, "callspec", None), "params", {}).get("divergence")
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        entry = params.get("divergence")
+        if "case" in params and "impl" in getattr(item, "fixturenames", ()):
+            # a special-value or error case that a ledger entry names in its `covers`
+            entry = ledger.covering(target, params["case"])
         if isinstance(entry, ledger.Divergence):
             marker = ledger.xfail_for(target, entry)
             if marker is not None:
                 item.add_marker(marker)
+        # A ledger example of another family (or any entry's near miss) outside this target's
+        # declared capabilities is not run for it.
+        reason = None
+        if isinstance(entry, ledger.Divergence) and not entry.applies_to(target):
+            reason = ledger.not_provided_by(target, entry)
+        near = params.get("entry")
+        if isinstance(near, ledger.Divergence) and near.near_miss is not None and \
+                "impl" in getattr(item, "fixturenames", ()):
+            reason = ledger.not_provided_by(target, near, near.near_miss)
+        case = params.get("case")
+        if isinstance(case, SpecialCase) and "impl" in getattr(item, "fixturenames", ()):
+            reason = special_declared_out(target, case)
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=f"{target.name}: {reason}"))
     for check, filename in OPTIONAL_CHECKS.items():
         reason = target.unsupported(check)
         if not reason:

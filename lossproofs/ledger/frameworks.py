@@ -1,0 +1,311 @@
+"""The other frameworks' departures from the mathematics that the suite's checks expose, as
+ledger entries of their families (``jax``, ``tensorflow``, ``tinygrad``: the built-in targets of
+:mod:`lossproofs.frameworks`), so that the suite xfails them by name and the reports list them as
+known failures. Found by the conformance reports (``lossproofs report --target <framework>``)
+on jax 0.10.2 / optax 0.2.8, tensorflow-cpu 2.21.0 / keras 3.15.1 and tinygrad 0.14.0 (x86-64
+CPU); the probes with each framework's exact results are
+:mod:`lossproofs.frameworks.findings`.
+
+- :data:`SHARED`: torch entries whose example the framework gets wrong too, each with the
+  framework's own mechanism; :func:`lossproofs.ledger._entries` adds the framework's family to
+  them (torch must still fail them, and the framework now may).
+- :data:`ENTRIES`: the framework's own. An ``"error type"`` entry is bad input the framework
+  accepts without an error; its ``covers`` names every error case of the same mechanism.
+- Two entries are the adapters' declared ``clamp`` conventions (``CONVENTIONS``) made visible
+  element by element, where a probability is not exactly 0 or 1 (so the case carries no
+  ``clamp`` tag) but the convention still decides the value; they say so in their names.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lossproofs.cases import Case
+from lossproofs.error_cases import ERROR_CASES
+from lossproofs.ledger import Divergence
+
+JAX, TENSORFLOW, TINYGRAD = "jax", "tensorflow", "tinygrad"
+OPTAX_896 = "https://github.com/google-deepmind/optax/issues/896"
+OPTAX_1020 = "https://github.com/google-deepmind/optax/issues/1020"
+OPTAX_1185 = "https://github.com/google-deepmind/optax/issues/1185"
+TINYGRAD_17822 = "https://github.com/tinygrad/tinygrad/pull/17822"
+BCEWL = "binary_cross_entropy_with_logits"
+
+# torch entry name → {framework: how the framework gets the same example wrong}
+SHARED: dict[str, dict[str, str]] = {
+    "BCE-with-logits at +inf logit with target 1": {
+        JAX: "optax: −y·log σ(x) − (1 − y)·log σ(−x) with (1 − y)·log σ(−inf) = 0·(−inf)",
+        TENSORFLOW: "tf.nn: max(x, 0) − x·y = inf − inf",
+        TINYGRAD: "both log-sigmoid terms are formed: 0·(−inf)",
+    },
+    "BCE-with-logits at -inf logit with target 0": {
+        JAX: "optax: y·log σ(−inf) = 0·(−inf)",
+        TENSORFLOW: "tf.nn: −x·y = −(−inf)·0",
+        TINYGRAD: "both log-sigmoid terms are formed: 0·(−inf)",
+    },
+    "BCE-with-logits at -inf logit with target 1": {
+        TINYGRAD: "its log-sigmoid of −inf is itself NaN",
+    },
+    "cross_entropy with zero probability on a masked class": {
+        JAX: f"optax: −Σ t·log_softmax(x) with 0·(−inf) ({OPTAX_896}, closed)",
+        TENSORFLOW: "the fused kernel multiplies the zero label by −inf",
+        TINYGRAD: "−Σ t·log_softmax(x) with 0·(−inf)",
+    },
+    "logsumexp in float16 sums exp(x − max) in float16": {
+        JAX: "jax.nn.logsumexp sums exp(x − max) in float16 too",
+        TENSORFLOW: "tf.reduce_logsumexp sums in float16 too",
+        TINYGRAD: "Tensor.logsumexp sums in float16 too",
+    },
+    "log_softmax loses relative accuracy for a dominant class": {
+        JAX: "jax.nn.log_softmax also takes log, not log1p, of Σ exp(x − m)",
+        TENSORFLOW: "tf.nn.log_softmax also takes log, not log1p, of Σ exp(x − m)",
+        TINYGRAD: "Tensor.log_softmax also takes log, not log1p, of Σ exp(x − m)",
+    },
+    "cross_entropy of a confident correct prediction is 0": {
+        JAX: "optax forms logsumexp(x) − x[t]: 1 + e^−40 rounds to 1",
+        TENSORFLOW: "the sparse kernel's log Σ exp(x − m) rounds to 0",
+        TINYGRAD: "−log_softmax at the target rounds to 0",
+    },
+    "sigmoid gradient flushes subnormal results to 0": {
+        JAX: "jax.nn.sigmoid's gradient, and XLA's CPU mode flushes subnormal results to 0",
+        TENSORFLOW: "the gradient σ(x) − y is flushed to 0 likewise",
+    },
+    "binary_cross_entropy_with_logits of a confidently right logit is 0": {
+        TINYGRAD: "log(1 + e^−|x|) with log, not log1p: 1 + 4.2e-18 rounds to 1",
+    },
+    "nll_loss mean rounds the sum of losses to the dtype before dividing": {
+        TENSORFLOW: "tf.reduce_mean sums the float16 losses in float16 before dividing",
+    },
+    "binary_cross_entropy float16 gradient at p = 0 or 1": {
+        TENSORFLOW: "Keras' clip to [1e-7, 1 − 1e-7] rounds to [0, 1] in float16, so the "
+                    "gradient at p = 0 or 1 is 0·inf",
+        TINYGRAD: "no clamp: the gradient at p = 0 or 1 divides by 0",
+    },
+    "binary_cross_entropy float16 gradient rounds grad·(p − y) to float16 first": {
+        TENSORFLOW: "Keras' autodiff forms y·(1/p) in float16: 1/p overflows at p = 2⁻²³",
+    },
+    "nll_loss mean divides by a total weight that overflows the dtype": {
+        TINYGRAD: "Tensor.nll_loss sums the weights in float16 too",
+    },
+    "float16 nll_loss mean overflows an intermediate sum": {
+        TINYGRAD: "Tensor.nll_loss sums w[t]·ℓ in float16 too",
+    },
+}
+
+
+def shared_families(name: str) -> frozenset[str]:
+    """The frameworks that share torch's entry ``name`` (empty for any other entry)."""
+    return frozenset(SHARED.get(name, {}))
+
+
+def _error(function: str, case_name: str):
+    return next(e for e in ERROR_CASES if e.function == function and e.name == case_name)
+
+
+def _silently_accepts(name: str, family: str, reason: str, cases: tuple[tuple[str, str], ...],
+                      upstream: str = "", also: tuple[str, ...] = ()) -> Divergence:
+    """Bad input ``family`` (and the families ``also``) accept without an error: the first of
+    ``cases`` ((function, error case name) pairs) is the example, all are covered."""
+    bad = _error(*cases[0])
+    example = Case(bad.function, tuple(np.asarray(a) for a in bad.args), dict(bad.kwargs))
+    return Divergence(name, bad.function, "error type", example, reason, upstream,
+                      frozenset({family, *also}), AssertionError, expected=bad,
+                      covers=tuple(f"error:{f}:{n}" for f, n in cases))
+
+
+def _index_cases(*functions: str) -> tuple[tuple[str, str], ...]:
+    return tuple((f, n) for f in functions
+                 for n in ("target out of bounds", "negative target that is not ignore_index"))
+
+
+# -- predicates ---------------------------------------------------------------------------------
+def _small_logit_label_gradient(case: Case, direction: str):
+    """The BCE-with-logits label gradient −x·g where |x| < 1/4: optax's and tinygrad's
+    log σ(−x) − log σ(x) has an absolute error of ~ε·log 2, beyond the bound (16 ε to 4 ε of
+    |x|) there; TensorFlow's subnormal logits (denormals are zero) lie inside."""
+    if direction != "gradient" or case.function != BCEWL:
+        return False
+    (x, _), _ = case.reference_args()
+    return np.abs(x) < 0.25
+
+
+def _tf_weighted_gradient_at_zero(case: Case, direction: str):
+    """tf.nn.weighted_cross_entropy_with_logits (the adapter's call when pos_weight is given)
+    loses the log-sigmoid term's derivative at a logit of exactly 0."""
+    if direction != "gradient" or case.function != BCEWL or "pos_weight" not in case.params:
+        return False
+    (x, _), _ = case.reference_args()
+    return x == 0.0
+
+
+def _keras_clip(case: Case, direction: str):
+    """Elements outside Keras' clip [1e-7, 1 − 1e-7] (in the dtype), where the adapters'
+    declared clamp conventions (Keras' clip, tinygrad's none) decide the value instead of
+    torch's clamp of the log at −100 (a superset of where tinygrad's unclamped log differs)."""
+    if case.function != "binary_cross_entropy":
+        return False
+    (p, _), _ = case.reference_args()
+    eps = case.rounded(np.array([1e-7]))[0]
+    return (p < eps) | (p > case.rounded(np.array([1.0 - eps]))[0])
+
+
+def _tinygrad_log_not_log1p(case: Case, direction: str):
+    """tinygrad's log(1 + e^−|x|) has an absolute error of about half an ulp of 1, beyond the
+    bound (16 ε to 4 ε relative) on a loss below about 1/4 (the logit agrees with the
+    target): the elements whose exact loss is that small."""
+    if direction != "forward" or case.function != BCEWL:
+        return False
+    (x, y), params = case.reference_args()
+    pw = params.get("pos_weight")
+    lw = 1.0 + (0.0 if pw is None else np.broadcast_to(pw, y.shape) - 1.0) * y
+    with np.errstate(over="ignore"):
+        loss = (1 - y) * x + lw * (np.log1p(np.exp(-np.abs(x))) + np.maximum(-x, 0))
+    return np.abs(loss) < 0.25
+
+
+def _tinygrad_single_row_zero_weight_mean(case: Case, direction: str):
+    """nll_loss mean over one row whose target is ignored or weighs 0: tinygrad's rewrite
+    (a·b)/b → a returns the unweighted loss (or −0.0) instead of 0/0."""
+    if case.function != "nll_loss" or case.params.get("reduction", "mean") != "mean":
+        return False
+    (x, t), params = case.reference_args()
+    if x.ndim < 2 or x.shape[0] != 1 or np.prod(t.shape) != 1:
+        return False
+    cls = int(np.ravel(t)[0])
+    kept = cls != params.get("ignore_index", -100)
+    w = params.get("weight")
+    weight = (1.0 if w is None else float(w[cls])) if kept and 0 <= cls < x.shape[1] else 0.0
+    return weight == 0.0
+
+
+_BCEWL_SMALL = (np.array([0.0, -1e-39, 3e-3, 0.5]), np.array([1.0, 0.25, 0.0, 1.0]))
+
+ENTRIES: tuple[Divergence, ...] = (
+    # -- JAX / optax --------------------------------------------------------------------------
+    Divergence(
+        "optax integer-label cross-entropy subtracts the label logit after logsumexp",
+        "cross_entropy", "accuracy",
+        Case("cross_entropy", (np.array([[707.0, 707.0]]), np.array([0])),
+             {"reduction": "none"}, grad_output=np.array([1.0])),
+        "optax.softmax_cross_entropy_with_integer_labels forms logsumexp(x) − x[t]: logsumexp "
+        "707.693… is rounded at the spacing of 707 (1.1e-13) and the subtraction keeps that "
+        "error, so the loss log 2 comes back 495 ulps off in float64 (0.8 % in float16, 28 % "
+        "in bfloat16 at logits 100); log_softmax's (x − m) − log Σ exp(x − m) has no such "
+        "error (optax#1020 reported the bfloat16 case and is closed)", OPTAX_1020,
+        frozenset({JAX}), floored=False),
+    _silently_accepts(
+        "class indices out of range are accepted without an error", JAX,
+        "optax gathers the label logit with jnp.take_along_axis, which counts a negative label "
+        "from the end (−1 is the last class: a plausible, wrong loss) and fills a label ≥ C "
+        "with NaN (optax#1185, closed: XLA has no runtime error mechanism); tinygrad's "
+        "Tensor.cross_entropy one-hot encodes the target by comparison with arange(C) and "
+        "Tensor.nll_loss gathers with a mask, so an index outside [0, C) matches no class and "
+        "contributes −0.0, a perfect-looking loss with zero gradient",
+        _index_cases("cross_entropy", "nll_loss"), OPTAX_1185, also=(TINYGRAD,)),
+    _silently_accepts(
+        "BCE-with-logits broadcasts mismatched shapes", JAX,
+        "optax.sigmoid_binary_cross_entropy and tinygrad broadcast logits and labels against "
+        "each other: a (2, 2) input with a (2,) target gives a (2, 2) loss without an error; "
+        "the familiar (N, 1) vs (N,) mistake returns an (N, N) loss",
+        ((BCEWL, "BCE-with-logits shape mismatch"),), also=(TINYGRAD,)),
+    Divergence(
+        "BCE-with-logits label gradient is wrong for small logits", BCEWL, "gradient",
+        Case(BCEWL, _BCEWL_SMALL, {"reduction": "none"}, "float32"),
+        "the gradient with respect to the target is −x·g (torch forms it exactly). optax and "
+        "tinygrad evaluate −y·log σ(x) − (1 − y)·log σ(−x), whose autodiff gives "
+        "log σ(−x) − log σ(x): two rounded logarithms near −log 2 whose difference has an "
+        "absolute error of ~ε·log 2, 100 % of −x for x = −1e-20 and beyond the bound below "
+        "|x| ≈ 1/4; TensorFlow's CPU kernels treat a subnormal float32 logit (x = −1e-39) as 0 "
+        "(denormals are zero), so its label gradient is 0 there. Matters for soft-label "
+        "training (distillation)", families=frozenset({JAX, TENSORFLOW, TINYGRAD}),
+        direction="gradient", affected=_small_logit_label_gradient, wrt_target=True,
+        near_miss=Case(BCEWL, (np.array([0.5, -2.0]), np.array([1.0, 0.25])),
+                       {"reduction": "none"}, "float32")),
+    # -- TensorFlow / Keras ---------------------------------------------------------------------
+    Divergence(
+        "tf.nn.weighted_cross_entropy_with_logits gradient at logit exactly 0", BCEWL,
+        "gradient",
+        Case(BCEWL, (np.array([0.0, 0.0, 0.0]), np.array([1.0, 0.0, 0.5])),
+             {"reduction": "none", "pos_weight": np.array([2.0])}),
+        "the loss (1 − y)·x + lw·softplus(−x), lw = 1 + (q − 1)·y, has the gradient (1 − y) − "
+        "lw·σ(−x), (1 − y) − lw/2 at x = 0; TensorFlow writes softplus(−x) as "
+        "log1p(exp(−|x|)) + relu(−x) and autodiff takes d|x|/dx = relu'(x) = 0 at 0, so the "
+        "term's −lw/2 is lost and the gradient is 1 − y (a zero-initialised last layer starts "
+        "there); sigmoid_cross_entropy_with_logits (q = 1) is right at 0",
+        families=frozenset({TENSORFLOW}), direction="gradient",
+        affected=_tf_weighted_gradient_at_zero,
+        near_miss=Case(BCEWL, (np.array([0.5, -0.5, 1e-3]), np.array([1.0, 0.0, 0.5])),
+                       {"reduction": "none", "pos_weight": np.array([2.0])})),
+    Divergence(
+        "BCE clamp conventions where p is not exactly 0 or 1 (declared)",
+        "binary_cross_entropy", "forward",
+        Case("binary_cross_entropy", (np.array([1e-60, 0.5]), np.array([1.0, 1.0])),
+             {"reduction": "none"}),
+        "the adapters' declared clamp conventions, where the case carries no clamp tag: at "
+        "p = 1e-60, y = 1 the loss −log p is 138.2, torch and the reference clamp the log at "
+        "−100 and give 100, Keras clips p to [1e-7, 1 − 1e-7] and gives −log 1e-7 = 16.1 (its "
+        "clip also zeroes the gradient there), tinygrad does not clamp and gives 138.2. Set "
+        "aside: every p outside Keras' [1e-7, 1 − 1e-7]",
+        families=frozenset({TENSORFLOW, TINYGRAD}), affected=_keras_clip,
+        near_miss=Case("binary_cross_entropy", (np.array([1e-6, 0.5]), np.array([1.0, 1.0])),
+                       {"reduction": "none"})),
+    _silently_accepts(
+        "binary_cross_entropy accepts probabilities outside [0, 1]", TENSORFLOW,
+        "keras.ops.binary_crossentropy clips p into [ε, 1 − ε] (so p = 1.5 or NaN gives a "
+        "finite loss) and never checks the target; tinygrad has no range check (p = 1.5 gives "
+        "log(1 − p) = NaN, a target of 2 is used as written): no error where the loss is "
+        "undefined",
+        (("binary_cross_entropy", "BCE input outside [0, 1]"),
+         ("binary_cross_entropy", "BCE input is NaN"),
+         ("binary_cross_entropy", "BCE target outside [0, 1]")), also=(TINYGRAD,)),
+    _silently_accepts(
+        "BCE-with-logits broadcasts pos_weight over the input", TENSORFLOW,
+        "tf.nn.weighted_cross_entropy_with_logits and tinygrad broadcast a (2, 2) pos_weight "
+        "with a (2,) input to a (2, 2) loss without an error",
+        ((BCEWL, "BCE-with-logits pos_weight larger than the input"),), also=(TINYGRAD,)),
+    # -- tinygrad -------------------------------------------------------------------------------
+    Divergence(
+        "tinygrad logsumexp is NaN on a row that is all −inf or holds +inf", "logsumexp",
+        "special value", Case("logsumexp", (np.array([-np.inf, -np.inf]),), {"dim": 0}),
+        "Tensor.logsumexp subtracts the row max unconditionally: −inf − (−inf) and inf − inf "
+        "are NaN where the answers are −inf and +inf (tinygrad#17822 shifts by 0 for the "
+        "all −inf row, merged after 0.14.0)", TINYGRAD_17822, frozenset({TINYGRAD}),
+        expected=np.float64(-np.inf),
+        covers=("special:logsumexp:all -inf", "special:logsumexp:+inf element",
+                "special:logsumexp:+inf and -inf")),
+    Divergence(
+        "BCE-with-logits is NaN at +inf logit with target 0", BCEWL, "special value",
+        Case(BCEWL, (np.array([np.inf]), np.array([0.0])), {"reduction": "none"}),
+        "the loss (1 − y)·x − log σ(x) tends to +inf; TensorFlow's max(x, 0) − x·y is "
+        "inf − inf·0 = NaN and tinygrad's zero coefficient times log σ(−inf) is 0·(−inf) "
+        "(torch returns inf)", families=frozenset({TENSORFLOW, TINYGRAD}),
+        expected=np.array([np.inf]),
+        covers=("special:binary_cross_entropy_with_logits:+inf logit, target 0",)),
+    Divergence(
+        "tinygrad BCE-with-logits takes log, not log1p, of 1 + e^−|x|", BCEWL, "forward",
+        Case(BCEWL, (np.array([10.57, 19.3]), np.array([1.0, 1.0])), {"reduction": "none"}),
+        "Tensor.binary_crossentropy_logits adds log(1 + e^−|x|): where the logit agrees with "
+        "the target the loss is that term alone, and 1 + e^−|x| rounds first, so the loss "
+        "2.6e-5 at x = 10.57 is 8e-12 relative off in float64 and 0 in float16 (log1p keeps it "
+        "to the last bit)", families=frozenset({TINYGRAD}), affected=_tinygrad_log_not_log1p,
+        near_miss=Case(BCEWL, (np.array([1.0, -1.0]), np.array([1.0, 0.0])),
+                       {"reduction": "none"})),
+    Divergence(
+        "tinygrad nll_loss mean over one row of zero weight is not 0/0", "nll_loss", "forward",
+        Case("nll_loss", (np.array([[-1.5, -2.0]]), np.array([0])),
+             {"reduction": "mean", "weight": np.array([0.0, 1.0])}),
+        "the weighted mean Σ −w[t]·x / Σ w[t] is 0/0 (NaN in torch) when the only target "
+        "weighs 0 or is ignored; tinygrad's graph rewrite simplifies (a·b)/b to a and returns "
+        "the unweighted loss 1.5 (−0.0 when ignored), NaN again for two or more rows",
+        families=frozenset({TINYGRAD}), affected=_tinygrad_single_row_zero_weight_mean,
+        near_miss=Case("nll_loss", (np.array([[-1.5, -2.0]]), np.array([1])),
+                       {"reduction": "mean", "weight": np.array([0.0, 1.0])})),
+    _silently_accepts(
+        "tinygrad losses broadcast or ignore mismatched shapes", TINYGRAD,
+        "no shape check: a target of another batch or spatial size, a class weight of the "
+        "wrong size and a BCE target of another shape broadcast (or are gathered from) without "
+        "an error",
+        (("nll_loss", "batch size mismatch"), ("nll_loss", "spatial size mismatch"),
+         ("nll_loss", "weight of the wrong size"),
+         ("binary_cross_entropy", "BCE shape mismatch"))),
+)
