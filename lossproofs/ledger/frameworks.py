@@ -200,6 +200,32 @@ def _tuple_dims_without_keepdim(case: Case, direction: str):
             and not case.params.get("keepdim", False))
 
 
+def _keras_bce_gradient_cancels(case: Case, direction: str):
+    """Keras' autodiff gradient −y/p + (1 − y)/(1 − p) of two rounded terms, where they nearly
+    cancel (p ≈ y): its error ε·(y(1 − p) + (1 − y)p)/(p(1 − p)) beyond a quarter of the
+    bound on (p − y)/(p(1 − p))."""
+    if direction != "gradient" or case.function != "binary_cross_entropy":
+        return False
+    (p, y), _ = case.reference_args()
+    k = tolerance(case.dtype, "gradient").rtol / eps(case.dtype)
+    return y * (1 - p) + (1 - y) * p > 0.25 * k * np.abs(p - y)
+
+
+def _tf_weighted_label_gradient_cancels(case: Case, direction: str):
+    """TensorFlow's label gradient with pos_weight q, −x + (q − 1)·softplus(−x), where its two
+    terms nearly cancel (large negative x): their rounding beyond a quarter of the bound."""
+    if direction != "gradient" or case.function != BCEWL or "pos_weight" not in case.params:
+        return False
+    (x, _), params = case.reference_args()
+    q = np.broadcast_to(params["pos_weight"], x.shape)
+    softplus = np.logaddexp(0.0, -x)  # softplus(−x)
+    k = tolerance(case.dtype, "gradient").rtol / eps(case.dtype)
+    return np.abs(x) + np.abs(q - 1) * softplus > 0.25 * k * np.abs(-x + (q - 1) * softplus)
+
+
+# the conformance report's case (tensorflow, float64): p = y in every element
+_P_IS_Y = np.array([0.5983121749489936, 0.3, 0.057427104954850275, 0.8160149701928234,
+                    0.12820024492537588, 0.846463637314478, 0.98, 0.3064868049419263])
 _BCEWL_SMALL = (np.array([0.0, -1e-39, 3e-3, 0.5]), np.array([1.0, 0.25, 0.0, 1.0]))
 
 ENTRIES: tuple[Divergence, ...] = (
@@ -351,4 +377,29 @@ ENTRIES: tuple[Divergence, ...] = (
         raises=TypeError, affected=_tuple_dims_without_keepdim,
         near_miss=Case("logsumexp", (np.array([[-5.0], [5.0]]),), {"dim": (0, 1),
                                                                    "keepdim": True})),
+    Divergence(
+        "Keras' BCE gradient cancels where p is close to the target", "binary_cross_entropy",
+        "gradient",
+        Case("binary_cross_entropy", (_P_IS_Y, _P_IS_Y), {"reduction": "mean"}),
+        "autodiff of −[y·log p + (1 − y)·log(1 − p)] gives −y/p + (1 − y)/(1 − p), two rounded "
+        "terms of size ~1 that cancel where p ≈ y: at p = y = 0.598 the gradient is −1.7e-18 "
+        "instead of 0 (a few ulps of 1 where the exact (p − y)/(p(1 − p)) is 0 or tiny); torch "
+        "forms (p − y)/(p(1 − p))", families=frozenset({TENSORFLOW}), direction="gradient",
+        affected=_keras_bce_gradient_cancels,
+        near_miss=Case("binary_cross_entropy", (np.array([0.2]), np.array([0.9])),
+                       {"reduction": "none"})),
+    Divergence(
+        "tf.nn.weighted_cross_entropy_with_logits label gradient cancels for negative logits",
+        BCEWL, "gradient",
+        Case(BCEWL, (np.array([-19.624728041600665, -10.489040594649842]),
+                     np.array([1.0, 0.0])), {"reduction": "none", "pos_weight": np.array([0.0])}),
+        "the gradient with respect to the target of (1 − y)·x + (1 + (q − 1)·y)·softplus(−x) is "
+        "−x + (q − 1)·softplus(−x); TensorFlow's autodiff forms it from the two terms, which "
+        "cancel for large negative x: at x = −19.6, q = 0 the gradient −log1p(e^x) = −2.3e-9 "
+        "comes back 3.6e-7 relative off in float64 (x = −10.5 in float16: 0 instead of "
+        "2.1e-5); tinygrad's log σ(−x) takes log(1 + e^x), losing the same digits",
+        families=frozenset({TENSORFLOW, TINYGRAD}), direction="gradient",
+        affected=_tf_weighted_label_gradient_cancels, wrt_target=True,
+        near_miss=Case(BCEWL, (np.array([1.0, 2.0]), np.array([1.0, 0.0])),
+                       {"reduction": "none", "pos_weight": np.array([0.0])})),
 )
