@@ -203,12 +203,17 @@ def _known_departures(report: dict[str, Any]) -> list[str]:
     from lossproofs import ledger
 
     families = set((report.get("target") or {}).get("families", ()))
-    entries = [d for d in ledger.LEDGER if d.check == "accuracy" and d.families & families]
+    # a framework's own forward and gradient entries explain its rows too (e.g. a declared
+    # clamp convention on the near-0/1 stratum); torch's are in the README's ledger table
+    entries = [d for d in ledger.LEDGER if d.families & families and (
+        d.check == "accuracy" or (d.check in ("forward", "gradient")
+                                  and not d.families & ledger.TORCH_FAMILIES))]
     if not entries:
         return []
     return ["", "## Known departures of this target's family (the ledger)", "",
-            "| divergence | function | dtype | direction | upstream |", "|---|---|---|---|---|",
-            *[f"| {d.name} | {d.function} | {d.example.dtype} | {d.direction} | "
+            "| divergence | function | check | example dtype | direction | upstream |",
+            "|---|---|---|---|---|---|",
+            *[f"| {d.name} | {d.function} | {d.check} | {d.example.dtype} | {d.direction} | "
               f"{d.upstream or 'none found'} |" for d in entries]]
 
 
@@ -289,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-stratum", type=int, default=None,
                         help="problems per stratum (default 2 quick, 12 full)")
     parser.add_argument("--functions", nargs="*", default=list(FUNCTIONS), choices=FUNCTIONS)
+    parser.add_argument("--dtypes", nargs="*", default=list(extreme.DTYPES),
+                        choices=extreme.DTYPES)
     parser.add_argument("--target", default="torch", type=_target,
                         help="the implementation measured in torch's place: torch (default), "
                              "nn, compile, cuda or module:package.module")
@@ -301,9 +308,11 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or default_output_dir("accuracy", target.device)
     settings = {"quick": args.quick, "per_stratum": per, "max_classes": max_classes,
                 "max_batch": max_batch, "seed": args.seed, "target": target.name}
+    if tuple(args.dtypes) != tuple(extreme.DTYPES):
+        settings["dtypes"] = list(args.dtypes)
     t0 = time.perf_counter()
     report = run_report(per, max_classes, max_batch, args.seed, tuple(args.functions),
-                        target=target)
+                        tuple(args.dtypes), target=target)
     report = {"settings": settings, "environment": environment(target.device),
               "target": {"name": target.name, "description": target.description,
                          "version": target.version, "device": target.device,

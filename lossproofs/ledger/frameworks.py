@@ -402,4 +402,13 @@ ENTRIES: tuple[Divergence, ...] = (
         affected=_tf_weighted_label_gradient_cancels, wrt_target=True,
         near_miss=Case(BCEWL, (np.array([1.0, 2.0]), np.array([1.0, 0.0])),
                        {"reduction": "none", "pos_weight": np.array([0.0])})),
+    Divergence(
+        "tf.nn.sigmoid_cross_entropy_with_logits cancels max(x, 0) − x·y for a soft target",
+        BCEWL, "accuracy",
+        Case(BCEWL, (np.array([86.0]), np.array([0.9567310810089111])), {"reduction": "none"},
+             "float32", grad_output=np.array([1.0])),
+        "TensorFlow evaluates max(x, 0) − x·y + log1p(e^−|x|): for x = 86, y = 0.9567 the "
+        "product x·y = 82.28 is rounded at its own spacing before the subtraction, so the loss "
+        "(1 − y)·x = 3.72113 comes back 14 float32 ulps off; (1 − y)·x is exact to one rounding "
+        "because 1 − y is exact for y in [0.5, 1]", families=frozenset({TENSORFLOW})),
 )
