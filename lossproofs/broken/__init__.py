@@ -176,7 +176,9 @@ CATALOGUE: tuple[BrokenImplementation, ...] = (
         "linear_grad_output_first_element", "linear_cross_entropy",
         "reduction='none' backward scales every row by grad_output[0]",
         (_GH + "linkedin/Liger-Kernel/pull/1298", _GH + "linkedin/Liger-Kernel/issues/968"),
-        _LINEAR_VALUES, test_files=LINEAR_FILES),
+        # Not the identity test too: the bug needs a batched reduction='none' case on the
+        # chunked path, and its 25 derandomized draws do not always include one.
+        _LINEAR_VALUES[:1], test_files=LINEAR_FILES),
     BrokenImplementation(
         "linear_grad_output_twice", "linear_cross_entropy",
         "sum/mean backward multiplies the precomputed gradients by grad_output twice",

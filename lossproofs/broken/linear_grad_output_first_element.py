@@ -8,8 +8,10 @@ cross entropy with reduction='none'": ``element_mul_kernel`` loads ``grad_output
 Also linkedin/Liger-Kernel issue #968 (wrong gradients of FusedLinearCrossEntropy with
 reduction='none' and a weight mask).
 Should be caught by:
-``test_linear_cross_entropy.py::test_values_and_gradients_match_reference`` and
-``::test_is_cross_entropy_of_linear`` (both draw a random ``grad_output``), for reduction none.
+``test_linear_cross_entropy.py::test_values_and_gradients_match_reference`` (a random
+``grad_output``), on a batched reduction='none' case of the chunked path; also by
+``::test_is_cross_entropy_of_linear`` when its 25 draws include such a case, which the
+derandomized ones do not always (so it is not a listed catcher).
 """
 
 from lossproofs.broken._common import buggy, version
