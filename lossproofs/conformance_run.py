@@ -374,7 +374,8 @@ def build(impl: Target, functions=FUNCTION_NAMES, dtypes=DTYPES, n: int = FULL_C
         if entry.applies_to(impl):
             # a known failure of this target's family: recorded, never counted as a pass
             report.known_failures.append(
-                {**row, "status": "known" if status != "pass" else "fixed upstream?"})
+                {**row, "status": "fixed upstream?" if status == "pass" else
+                 "not provided" if status == "not provided" else "known"})
         elif entry.check == "rejects":
             report.errors.append({**row, "exception": "any (torch accepts it silently)",
                                   "status": status})

@@ -77,6 +77,10 @@ SHARED: dict[str, dict[str, str]] = {
     "nll_loss mean rounds the sum of losses to the dtype before dividing": {
         TENSORFLOW: "tf.reduce_mean sums the float16 losses in float16 before dividing",
     },
+    "binary_cross_entropy_with_logits low-precision gradient cancels σ(x) − y": {
+        TENSORFLOW: "its autodiff gradient of max(x, 0) − x·y + log1p(e^−|x|) cancels the same "
+                    "way in float16 and bfloat16 (drawn without weights, which it does not take)",
+    },
     "binary_cross_entropy float16 gradient at p = 0 or 1": {
         TENSORFLOW: "Keras' clip to [1e-7, 1 − 1e-7] rounds to [0, 1] in float16, so the "
                     "gradient at p = 0 or 1 is 0·inf",

@@ -113,10 +113,10 @@ def pytest_collection_modifyitems(config, items):
             marker = ledger.xfail_for(target, entry)
             if marker is not None:
                 item.add_marker(marker)
-        # A ledger example of another family (or any entry's near miss) outside this target's
-        # declared capabilities is not run for it.
+        # A ledger example (or near miss) outside this target's declared capabilities is not
+        # run for it (a skip, which takes precedence over the xfail).
         reason = None
-        if isinstance(entry, ledger.Divergence) and not entry.applies_to(target):
+        if isinstance(entry, ledger.Divergence):
             reason = ledger.not_provided_by(target, entry)
         near = params.get("entry")
         if isinstance(near, ledger.Divergence) and near.near_miss is not None and \
