@@ -131,3 +131,17 @@ def chunked_linear_cross_entropy(input, linear_weight, target, linear_bias=None,
         x, linear_weight, linear_bias, t, weight, reduction,
         -100 if ignore_index is None else ignore_index, frozenset(bugs))
     return out.reshape(()) if unbatched and reduction == "none" else out
+
+
+def with_bug(bug: str):
+    """A broken module's ``linear_cross_entropy``: the chunked kernel with ``bug`` switched on
+    (off in a control run, see :func:`lossproofs.broken._common.buggy`)."""
+    from lossproofs.broken._common import buggy
+
+    def linear_cross_entropy(input, linear_weight, target, linear_bias=None, weight=None,
+                             reduction="mean", ignore_index=None, label_smoothing=0.0):
+        return chunked_linear_cross_entropy(
+            input, linear_weight, target, linear_bias, weight, reduction, ignore_index,
+            label_smoothing, bugs=buggy(bug))
+
+    return linear_cross_entropy

@@ -6,20 +6,17 @@ Modelled on: chunk-boundary mistakes in chunked sequence code — NX-AI/mlstm_ke
 chunking bug for inputs shorter than the largest chunk size) and eth-easl/mixtera PR #55
 ("return incomplete chunk at the end of chunking, so we won't lose any data").
 Should be caught by:
-``test_linear_cross_entropy.py::test_values_and_gradients_match_reference`` and
-``::test_is_cross_entropy_of_linear``, on any odd batch (an unbatched input is one row:
-all of it is the tail).
+``test_linear_cross_entropy.py::test_values_and_gradients_match_reference``,
+on any odd batch (an unbatched input is one row: all of it is the tail); usually also by
+``::test_is_cross_entropy_of_linear`` (not a listed catcher: its 25 derandomized draws do not
+always include such a case).
 """
 
-from lossproofs.broken._common import buggy, version
-from lossproofs.broken._linear_chunked import chunked_linear_cross_entropy
+from lossproofs.broken._common import version
+from lossproofs.broken._linear_chunked import with_bug
 from lossproofs.broken._torch import *  # noqa: F403  (torch for every other function)
 
 __version__ = version()
 
 
-def linear_cross_entropy(input, linear_weight, target, linear_bias=None, weight=None,
-                         reduction="mean", ignore_index=None, label_smoothing=0.0):
-    return chunked_linear_cross_entropy(
-        input, linear_weight, target, linear_bias, weight, reduction, ignore_index,
-        label_smoothing, bugs=buggy("drop tail"))  # BUG
+linear_cross_entropy = with_bug("drop tail")  # BUG

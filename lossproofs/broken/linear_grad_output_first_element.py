@@ -11,18 +11,14 @@ Should be caught by:
 ``test_linear_cross_entropy.py::test_values_and_gradients_match_reference`` (a random
 ``grad_output``), on a batched reduction='none' case of the chunked path; also by
 ``::test_is_cross_entropy_of_linear`` when its 25 draws include such a case, which the
-derandomized ones do not always (so it is not a listed catcher).
+derandomized ones do not always (not a listed catcher).
 """
 
-from lossproofs.broken._common import buggy, version
-from lossproofs.broken._linear_chunked import chunked_linear_cross_entropy
+from lossproofs.broken._common import version
+from lossproofs.broken._linear_chunked import with_bug
 from lossproofs.broken._torch import *  # noqa: F403  (torch for every other function)
 
 __version__ = version()
 
 
-def linear_cross_entropy(input, linear_weight, target, linear_bias=None, weight=None,
-                         reduction="mean", ignore_index=None, label_smoothing=0.0):
-    return chunked_linear_cross_entropy(
-        input, linear_weight, target, linear_bias, weight, reduction, ignore_index,
-        label_smoothing, bugs=buggy("grad_output[0]"))  # BUG
+linear_cross_entropy = with_bug("grad_output[0]")  # BUG

@@ -14,15 +14,11 @@ Should be caught by: the retain_graph contract,
 that test.
 """
 
-from lossproofs.broken._common import buggy, version
-from lossproofs.broken._linear_chunked import chunked_linear_cross_entropy
+from lossproofs.broken._common import version
+from lossproofs.broken._linear_chunked import with_bug
 from lossproofs.broken._torch import *  # noqa: F403  (torch for every other function)
 
 __version__ = version()
 
 
-def linear_cross_entropy(input, linear_weight, target, linear_bias=None, weight=None,
-                         reduction="mean", ignore_index=None, label_smoothing=0.0):
-    return chunked_linear_cross_entropy(
-        input, linear_weight, target, linear_bias, weight, reduction, ignore_index,
-        label_smoothing, bugs=buggy("mutate saved"))  # BUG
+linear_cross_entropy = with_bug("mutate saved")  # BUG
