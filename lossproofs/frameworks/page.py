@@ -104,6 +104,8 @@ def _settings(column: str, conformance: dict | None, accuracy: dict | None) -> s
         a = accuracy["settings"]
         text += (f"; accuracy {a['per_stratum']} problems per stratum, C ≤ {a['max_classes']}, "
                  f"batches ≤ {a['max_batch']}")
+        if a.get("dtypes"):
+            text += f", dtypes {', '.join(a['dtypes'])} only"
     return text
 
 
@@ -119,10 +121,11 @@ def _divergences(family: str) -> list[str]:
     from lossproofs import ledger
     from lossproofs.frameworks.findings import FINDINGS
 
-    entries = [d for d in ledger.LEDGER if family in d.families]
     if family == "torch":
-        return [f"{len(entries)} ledger entries apply to every torch target: the README's "
-                "divergence table lists them with their upstream issues."]
+        count = sum(bool(d.families & ledger.TORCH_FAMILIES) for d in ledger.LEDGER)
+        return [f"{count} ledger entries of the torch families: the README's divergence table "
+                "lists them with their upstream issues (the `✗` above is one of them)."]
+    entries = [d for d in ledger.LEDGER if family in d.families]
     lines = [f"Ledger entries of family `{family}` ({len(entries)}; the suite runs each "
              "example as a strict xfail, the reports list it as a known failure):", ""]
     lines += [f"- **{d.name}** (`{d.function}`, {d.check}; upstream {_link(d.upstream)})"
@@ -134,6 +137,45 @@ def _divergences(family: str) -> list[str]:
         lines += [f"- **{r['name']}** (`{r['framework_function']}`, {r['dtype']}, "
                   f"{r['kind']}; upstream {_link(r['upstream'])})" for r in records]
     return lines
+
+
+def red_accuracy_rows(accuracy: dict | None, name: str) -> list[tuple[str, str, str, float]]:
+    """``(function, dtype, direction, worst fair ulps)`` of each of ``name``'s accuracy rows
+    beyond its ULP bound."""
+    red = []
+    for r in (accuracy or {}).get("rows", []):
+        if r["implementation"] != name:
+            continue
+        for direction in ("forward", "gradient"):
+            fair, bound = r[direction].get("fair") or {"n": 0}, r[direction].get("bound")
+            if fair["n"] and bound is not None and fair["max"] > bound:
+                red.append((r["function"], r["dtype"], direction, fair["max"]))
+    return red
+
+
+def explanations(family: str, function: str, direction: str) -> list[str]:
+    """The ledger entries of ``family`` on ``function`` that can explain an accuracy row of
+    ``direction`` beyond its bound: its accuracy entries and its own (not torch's) forward and
+    gradient entries of that direction."""
+    from lossproofs import ledger
+
+    return [d.name for d in ledger.LEDGER
+            if family in d.families and d.function == function and d.direction == direction
+            and (d.check == "accuracy" or (d.check in ("forward", "gradient")
+                                           and not d.families & ledger.TORCH_FAMILIES))]
+
+
+def _red_cells(family: str, name: str, accuracy: dict | None) -> list[str]:
+    red = red_accuracy_rows(accuracy, name)
+    if not red or family == "torch":
+        return []
+    lines = ["Accuracy rows beyond their bound (`✗` above) and the named divergences of this "
+             "family on that function and direction (its accuracy entries, its own forward and "
+             "gradient entries) that can explain them:", ""]
+    for function, dtype, direction, worst in red:
+        names = "; ".join(explanations(family, function, direction)) or "**none: unexplained**"
+        lines.append(f"- `{function}` {dtype} {direction} ({worst:.3g} ulps): {names}")
+    return [*lines, ""]
 
 
 def _declared(conformance: dict | None) -> list[str]:
@@ -169,6 +211,7 @@ def render(root: Path = REPOSITORY) -> str:
                   f"Reports: [conformance]({conf.removeprefix('docs/')}/conformance.md), "
                   f"[accuracy]({acc.removeprefix('docs/')}/accuracy.md).", ""]
         lines += _declared(reports[column][0])
+        lines += _red_cells(family, name_of[column], reports[column][1])
         lines += _divergences(family)
     return "\n".join(lines) + "\n"
 

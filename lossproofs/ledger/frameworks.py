@@ -328,6 +328,18 @@ ENTRIES: tuple[Divergence, ...] = (
         families=frozenset({TENSORFLOW, TINYGRAD}), affected=_keras_clip,
         near_miss=Case("binary_cross_entropy", (np.array([1e-6, 0.5]), np.array([1.0, 1.0])),
                        {"reduction": "none"})),
+    Divergence(
+        "BCE clamp conventions where p is not exactly 0 or 1, gradient (declared)",
+        "binary_cross_entropy", "gradient",
+        Case("binary_cross_entropy", (np.array([1e-60, 0.5]), np.array([1.0, 1.0])),
+             {"reduction": "none"}),
+        "the gradient side of the same declared conventions: at p = 1e-60, y = 1 torch and the "
+        "reference divide by max(p(1 − p), 1e-12) and give −1e12·g, Keras' clip gives 0 and "
+        "tinygrad's unclamped −y/p gives −1e60·g (the mathematics). Set aside: every p outside "
+        "Keras' [1e-7, 1 − 1e-7], and p = 1", families=frozenset({TENSORFLOW, TINYGRAD}),
+        direction="gradient", affected=_keras_clip,
+        near_miss=Case("binary_cross_entropy", (np.array([1e-6, 0.5]), np.array([1.0, 1.0])),
+                       {"reduction": "none"})),
     _silently_accepts(
         "binary_cross_entropy accepts probabilities outside [0, 1]", TENSORFLOW,
         "keras.ops.binary_crossentropy clips p into [ε, 1 − ε] (so p = 1.5 or NaN gives a "
