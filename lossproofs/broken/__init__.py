@@ -89,10 +89,11 @@ _TGRAD = "test_gradients.py::test_target_gradient_matches_closed_form[{}-*]"
 _SPECIAL = "test_special_values.py::test_implementation_special_value[{}-{}]"
 _ERROR = "test_errors.py::test_implementation_rejects[{}-{}]"
 _LINEAR = "test_linear_cross_entropy.py::"
-# The forward and the three gradients with a random grad_output, every dtype; and the identity
-# with torch's cross_entropy(linear(x)), value and every gradient.
-_LINEAR_VALUES = (_LINEAR + "test_values_and_gradients_match_reference[*]",
-                  _LINEAR + "test_is_cross_entropy_of_linear")
+# The forward and the three gradients with a random grad_output, every dtype (4 × 30 draws).
+# The identity with cross_entropy(linear(x)) usually fails too, but it is not listed: its 25
+# derandomized draws cluster, and with some pools of the package's literal constants they held
+# no case of the bug (seen for the dropped tail and grad_output[0]).
+_LINEAR_VALUES = (_LINEAR + "test_values_and_gradients_match_reference[*]",)
 
 CATALOGUE: tuple[BrokenImplementation, ...] = (
     BrokenImplementation(
@@ -176,9 +177,7 @@ CATALOGUE: tuple[BrokenImplementation, ...] = (
         "linear_grad_output_first_element", "linear_cross_entropy",
         "reduction='none' backward scales every row by grad_output[0]",
         (_GH + "linkedin/Liger-Kernel/pull/1298", _GH + "linkedin/Liger-Kernel/issues/968"),
-        # Not the identity test too: the bug needs a batched reduction='none' case on the
-        # chunked path, and its 25 derandomized draws do not always include one.
-        _LINEAR_VALUES[:1], test_files=LINEAR_FILES),
+        _LINEAR_VALUES, test_files=LINEAR_FILES),
     BrokenImplementation(
         "linear_grad_output_twice", "linear_cross_entropy",
         "sum/mean backward multiplies the precomputed gradients by grad_output twice",

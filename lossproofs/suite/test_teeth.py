@@ -125,6 +125,24 @@ def test_control_switch_is_read_at_each_call(monkeypatch):
     assert _common.control() and _common.buggy("x") == frozenset()
 
 
+def test_the_freshness_record_compares_catchers_not_parametrizations():
+    """Which dtypes of a catcher failed moves with the draws; which catchers caught, and the
+    twin's verdict there, is what the committed report must still say."""
+    base = {"module": "m", "function": "softmax", "bug": "b", "modelled_on": [], "caught": True,
+            "catchers": ["t.py::test_x[*]", "t.py::test_y"]}
+    one = {**base, "caught_by": {"t.py::test_x[a]": "", "t.py::test_y": ""},
+           "twin": {"t.py::test_x[a]": "passed", "t.py::test_y": "passed"}}
+    other = {**base, "caught_by": {"t.py::test_x[b]": "", "t.py::test_x[c]": "",
+                                   "t.py::test_y": ""},
+             "twin": {"t.py::test_x[b]": "passed", "t.py::test_x[c]": "passed",
+                      "t.py::test_y": "passed"}}
+    assert teeth.record(one) == teeth.record(other)
+    fewer = {**base, "caught_by": {"t.py::test_x[a]": ""}, "twin": {"t.py::test_x[a]": "passed"}}
+    assert teeth.record(fewer) != teeth.record(one)
+    twin_failed = {**one, "twin": {**one["twin"], "t.py::test_x[a]": "failed: AssertionError"}}
+    assert teeth.record(twin_failed) != teeth.record(one)
+
+
 def test_catcher_patterns_treat_brackets_literally():
     assert teeth.matches("t.py::test[a-b]", "t.py::test[a-*]")
     assert not teeth.matches("t.py::test[x]", "t.py::test[a-*]")
