@@ -24,6 +24,7 @@ from benchmarks._render import (
     png_metadata,
     precision_lines,
     ratio_cell,
+    write_report,
 )
 from benchmarks._variants import PASSES, VARIANTS
 from lossproofs.environment import claim_output, environment_markdown, write_text
@@ -286,12 +287,8 @@ def plots(payload: dict[str, Any], out: Path, overwrite: bool) -> list[Path]:
 
 def render(payload: dict[str, Any], out: Path, overwrite: bool = False) -> list[Path]:
     """Write results.md and the PNGs into ``out``; refuses existing files unless ``overwrite``."""
-    out = Path(out)
-    text = markdown(payload)
-    pngs = plots(payload, out, overwrite)
-    if pngs:
-        text += "\n## Plots\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in pngs) + "\n"
-    return [write_text(out / "results.md", text, overwrite), *pngs]
+    return write_report(Path(out), markdown(payload), plots(payload, Path(out), overwrite),
+                        overwrite)
 
 
 def _pct(x: float | None) -> str:

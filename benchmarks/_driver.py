@@ -82,6 +82,48 @@ def add_common_arguments(p: argparse.ArgumentParser, quick_help: str) -> None:
                         "(into --out, default: the json's directory)")
 
 
+def start(out: Path, overwrite: bool, config: MeasureConfig, device: str, quick: bool,
+          cases: list[Any] | None, grids: dict[str, Callable[[bool], list[Any]]]) -> list[Any]:
+    """Before anything is measured: refuse existing results, set torch's threads, and return
+    the cases (``cases``, else ``grids[device](quick)``)."""
+    import torch
+
+    refuse_existing(out, overwrite)
+    torch.set_num_threads(config.threads)
+    return list(cases) if cases is not None else grids[device](quick)
+
+
+def base_payload(schema: str, device: str, quick: bool, config: MeasureConfig,
+                 compile_enabled: bool, compile_backend: str, cases: list[Any],
+                 **extra_config: Any) -> dict[str, Any]:
+    """What every results.json starts with: schema, the environment, the run's settings."""
+    from dataclasses import asdict
+
+    from lossproofs.environment import environment
+
+    return {"schema": schema, "environment": environment(device),
+            "config": {"device": device, "quick": quick, "threads": config.threads,
+                       "compile": compile_enabled, "compile_backend": compile_backend,
+                       "measure": asdict(config), "cases": [asdict(c) for c in cases],
+                       **extra_config}}
+
+
+def measured_points(result: dict[str, Any], cases: list[Any], passes: tuple[str, ...]):
+    """``(case, pass, point result)`` for every case and pass the run measured, in grid order
+    (a case's ``key(pass)`` is its point's key)."""
+    by_key = {p["key"]: p for p in result["points"]}
+    for case in cases:
+        for pass_ in passes:
+            if (pt := by_key.get(case.key(pass_))) is not None:
+                yield case, pass_, pt
+
+
+def run_fields(result: dict[str, Any]) -> dict[str, Any]:
+    """The measurement core's verdict on a run, copied into every payload."""
+    return {k: result[k] for k in ("calibration", "contended", "warnings", "elapsed_s",
+                                   "complete")}
+
+
 def config_from(args: argparse.Namespace, configs: dict[str, MeasureConfig]) -> MeasureConfig:
     """``configs["quick" | "cuda" | "cpu"]`` with the command line's overrides; raises
     ``ValueError`` (naming the setting) for inconsistent repeat counts."""
@@ -166,3 +208,40 @@ def measure_grid(*, suite: Suite, points: list[Point], config: MeasureConfig, ou
         if state["payload"] is not None:
             render(state["payload"])  # even for an interrupted run
     return state["payload"]
+
+
+def config_or_status(args: argparse.Namespace, configs: dict[str, MeasureConfig],
+                     ) -> MeasureConfig | int:
+    """The run's :class:`MeasureConfig`, or :data:`EXIT_USAGE` after saying why not (no GPU
+    for ``--device cuda``, inconsistent repeat counts)."""
+    import torch
+
+    if args.device == "cuda" and (why := cuda_unavailable_message(torch)):
+        print(f"error: {why}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return config_from(args, configs)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def guarded(measure: Callable[[], None], out: Path) -> int:
+    """Run ``measure`` with SIGTERM as Ctrl-C; a refused overwrite, ``--strict``'s refusal and
+    an interruption become their message and exit status (partial results stay in ``out``)."""
+    previous = terminate_as_interrupt()
+    try:
+        measure()
+    except FileExistsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ContentionError as exc:
+        print(f"error: --strict: {exc}; nothing further measured, partial results in {out}",
+              file=sys.stderr)
+        return EXIT_CONTENDED
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: partial results kept in {out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        restore_signal(previous)
+    return 0

@@ -14,20 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from benchmarks import _render as shared
 from benchmarks._linear_variants import LABELS, MATMUL, PASSES, UNFUSED, VARIANTS
-from benchmarks._render import (
-    calibration_lines,
-    contention_markdown,
-    format_bytes,
-    format_time,
-    machine_line,
-    plot_panels,
-    plot_title,
-    png_metadata,
-    precision_lines,
-    ratio_cell,
-)
-from lossproofs.environment import claim_output, environment_markdown, write_text
+from lossproofs.environment import claim_output, environment_markdown
 
 METHOD_TEXT = """\
 - Measurement: as `benchmarks.cross_entropy` (`benchmarks/_measure.py`): every point (shape ×
@@ -73,13 +62,15 @@ def _cells(records: list[dict[str, Any]], ratios: dict[tuple, dict[str, Any]],
             cells.append(r["status"])
         elif what == "time":
             mark = " ⚠" if r.get("agrees") is False else ""
-            cells.append(f"{format_time(r['median_s'])} ({format_time(r['iqr_s'])}){mark}")
+            median, iqr = shared.format_time(r["median_s"]), shared.format_time(r["iqr_s"])
+            cells.append(f"{median} ({iqr}){mark}")
         elif what == "ratio":
             q = ratios.get((r["point"], variant))
-            cells.append("—" if q is None else ratio_cell(q))
+            cells.append("—" if q is None else shared.ratio_cell(q))
         elif what == "peak":
+            peak = shared.format_bytes(r["peak_bytes"])
             cells.append("—" if r["peak_bytes"] is None else
-                         f"{format_bytes(r['peak_bytes'])} ({r['peak_over_logits']:.2g}× logits, "
+                         f"{peak} ({r['peak_over_logits']:.2g}× logits, "
                          f"{r['total_over_floor']:.2g}× floor)")
         else:
             cells.append(_pct(r["roofline"]) if variant != MATMUL else
@@ -122,12 +113,13 @@ def markdown(payload: dict[str, Any]) -> str:
     pass, then the variants not timed (with the reason) and any agreement failure."""
     env = payload["environment"]
     out = ["# Linear cross-entropy: the LM head and its loss, fused and unfused", "",
-           f"_Machine: {machine_line(env)}_", ""]
+           f"_Machine: {shared.machine_line(env)}_", ""]
     if not payload.get("complete", True):
         out += ["> **INCOMPLETE RUN**: interrupted or capped; the points below are what was "
                 "measured.", ""]
-    out += [*contention_markdown(payload), environment_markdown(env), "",
-            *calibration_lines(payload.get("calibration") or {}), *precision_lines(payload)]
+    out += [*shared.contention_markdown(payload), environment_markdown(env), "",
+            *shared.calibration_lines(payload.get("calibration") or {}),
+            *shared.precision_lines(payload)]
     for group in _groups(payload["records"]):
         out += _tables(payload, group)
     skipped = sorted({(r["variant"], r["status"], r["reason"]) for r in payload["records"]
@@ -155,7 +147,7 @@ def _sweeps(records: list[dict[str, Any]]) -> list[tuple[str, str, int, int]]:
 def plots(payload: dict[str, Any], out: Path, overwrite: bool) -> list[Path]:
     """time_vs_V_<device>_<dtype>.png and memory_vs_V_<device>_<dtype>.png per V sweep: one
     line per variant, the logits' size and the gradients' floor drawn for scale."""
-    meta = png_metadata(payload["environment"], "lossproofs benchmarks.linear_cross_entropy")
+    meta = shared.png_metadata(payload["environment"], "lossproofs benchmarks.linear_cross_entropy")
     written: list[Path] = []
     for group in _sweeps(payload["records"]):
         device, dtype, n, d = group
@@ -191,21 +183,17 @@ def plots(payload: dict[str, Any], out: Path, overwrite: bool) -> list[Path]:
         for what, ylabel in (("time", "median seconds per call (IQR bars)"),
                              ("memory", "peak extra bytes during one call")):
             path = claim_output(out / f"{what}_vs_V_{device}_{dtype}.png", overwrite)
-            if plot_panels(path, panels[what], xlabel="vocabulary V", ylabel=ylabel,
-                           suptitle=plot_title(payload, f"linear cross-entropy: {what} vs V"),
-                           meta=meta):
+            title = shared.plot_title(payload, f"linear cross-entropy: {what} vs V")
+            if shared.plot_panels(path, panels[what], xlabel="vocabulary V", ylabel=ylabel,
+                                  suptitle=title, meta=meta):
                 written.append(path)
     return written
 
 
 def render(payload: dict[str, Any], out: Path, overwrite: bool = False) -> list[Path]:
     """Write results.md and the PNGs into ``out``; refuses existing files unless ``overwrite``."""
-    out = Path(out)
-    text = markdown(payload)
-    pngs = plots(payload, out, overwrite)
-    if pngs:
-        text += "\n## Plots\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in pngs) + "\n"
-    return [write_text(out / "results.md", text, overwrite), *pngs]
+    return shared.write_report(Path(out), markdown(payload), plots(payload, Path(out), overwrite),
+                        overwrite)
 
 
 def render_file(results_json: Path, out: Path | None, overwrite: bool) -> int:
@@ -226,12 +214,12 @@ def render_file(results_json: Path, out: Path | None, overwrite: bool) -> int:
 def summary(payload: dict[str, Any]) -> str:
     """The terminal's table: one line per point and variant, time, ratio, peak, roofline."""
     ratios = {(q["point"], q["numerator"]): q for q in payload["ratios"]}
-    lines = [f"linear cross-entropy — {machine_line(payload['environment'])}"
+    lines = [f"linear cross-entropy — {shared.machine_line(payload['environment'])}"
              + (" — CONTENDED" if payload.get("contended") else "")]
     for r in payload["records"]:
         q = ratios.get((r["point"], r["variant"]))
-        time = r["status"] if r["median_s"] is None else format_time(r["median_s"])
+        time = r["status"] if r["median_s"] is None else shared.format_time(r["median_s"])
         lines.append(f"{r['point']:<48} {r['variant']:<18} {time:>10}  "
-                     f"{(ratio_cell(q, 2) if q else '—'):>24}  "
-                     f"{format_bytes(r['peak_bytes']):>9}  {_pct(r['roofline']):>8}")
+                     f"{(shared.ratio_cell(q, 2) if q else '—'):>24}  "
+                     f"{shared.format_bytes(r['peak_bytes']):>9}  {_pct(r['roofline']):>8}")
     return "\n".join(lines)

@@ -166,3 +166,14 @@ def plot_title(payload: dict[str, Any], what: str) -> str:
     """A plot's title: what it shows, the contention mark, the machine."""
     return (what + (" (CONTENDED RUN)" if payload.get("contended") else "")
             + f" — {machine_line(payload['environment'])}")
+
+
+def write_report(out: Path, markdown_text: str, pngs: list[Path], overwrite: bool) -> list[Path]:
+    """results.md (the Markdown, then the plots embedded) into ``out``; returns every file
+    written, results.md first. Refuses an existing results.md unless ``overwrite``."""
+    from lossproofs.environment import write_text
+
+    if pngs:
+        markdown_text += ("\n## Plots\n\n"
+                          + "\n".join(f"![{p.stem}]({p.name})" for p in pngs) + "\n")
+    return [write_text(Path(out) / "results.md", markdown_text, overwrite), *pngs]

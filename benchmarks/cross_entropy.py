@@ -24,29 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from benchmarks import _cross_entropy_report as report
-from benchmarks._driver import (
-    CUDA,
-    EXIT_CONTENDED,
-    EXIT_INTERRUPTED,
-    EXIT_USAGE,
-    QUICK,
-    add_common_arguments,
-    config_from,
-    cuda_unavailable_message,
-    measure_grid,
-    refuse_existing,
-    restore_signal,
-    terminate_as_interrupt,
-    warn_terminal,
-)
-from benchmarks._measure import ContentionError, MeasureConfig, Suite
+from benchmarks import _driver as driver
+from benchmarks._measure import MeasureConfig, Suite
 from benchmarks._memory import bandwidth
 from benchmarks._stats import compare_runs
 from benchmarks._variants import (
@@ -57,15 +40,15 @@ from benchmarks._variants import (
     BenchmarkCase,
     point,
 )
-from lossproofs.environment import claim_output, default_output_dir, environment, write_json
+from lossproofs.environment import claim_output, default_output_dir, write_json
 
 SCHEMA = "lossproofs.benchmarks.cross_entropy/2"
 
 CONFIGS = {
-    "quick": QUICK,
+    "quick": driver.QUICK,
     "cpu": MeasureConfig(block_s=0.02, rounds_min=3, rounds_max=10, point_budget_s=1.2,
                          min_repeats=3, max_repeats=8, time_cap_s=540.0),
-    "cuda": CUDA,
+    "cuda": driver.CUDA,
 }
 # Buffers for the bandwidth kernels, larger than the last-level cache (an H100's L2 is 50 MB).
 BANDWIDTH_BYTES = {"quick": 32 * 2**20, "cpu": 256 * 2**20, "cuda": 2**30}
@@ -176,42 +159,31 @@ def payload_from(result: dict[str, Any], cases: list[BenchmarkCase], base: dict[
                  ) -> dict[str, Any]:
     """The results.json payload: ``base`` (schema, environment, config, bandwidth) plus the
     records and ratios of the measured points."""
-    by_key = {p["key"]: p for p in result["points"]}
     records, ratios = [], []
-    for case in cases:
-        for pass_ in PASSES:
-            pt = by_key.get(case.key(pass_))
-            if pt is None:
-                continue
-            records += [_record(case, pass_, v, pt, base["bandwidth"]) for v in VARIANTS]
-            ratios += [_ratio(case, pass_, r, pt["key"]) for r in pt["ratios"]]
-    return {**base, "calibration": result["calibration"], "contended": result["contended"],
-            "warnings": result["warnings"], "elapsed_s": result["elapsed_s"],
-            "records": records, "ratios": ratios, "complete": result["complete"]}
+    for case, pass_, pt in driver.measured_points(result, cases, PASSES):
+        records += [_record(case, pass_, v, pt, base["bandwidth"]) for v in VARIANTS]
+        ratios += [_ratio(case, pass_, r, pt["key"]) for r in pt["ratios"]]
+    return {**base, **driver.run_fields(result), "records": records, "ratios": ratios}
 
 
 def run(device: str, quick: bool, out: Path, config: MeasureConfig, compile_enabled: bool = True,
         compile_backend: str = "inductor", overwrite: bool = False, progress: bool = True,
         cases: list[BenchmarkCase] | None = None) -> dict[str, Any]:
-    """Calibrate, measure the grid (``results.json`` after every repeat), render; returns the
-    payload. Raises :class:`ContentionError` under ``config.strict`` (partial results kept)."""
-    refuse_existing(out, overwrite)
-    torch.set_num_threads(config.threads)
+    """The cross-entropy grid (``cases``: the default grid of ``device``), measured and rendered
+    into ``out`` by :func:`benchmarks._driver.measure_grid`, with the bandwidth kernels timed
+    after the calibration; returns the payload. Raises :class:`ContentionError` under
+    ``config.strict`` (partial results kept)."""
     kind = "quick" if quick else ("cuda" if device == "cuda" else "cpu")
-    if cases is None:
-        cases = cuda_grid(quick) if device == "cuda" else cpu_grid(quick)
-    base: dict[str, Any] = {
-        "schema": SCHEMA, "environment": environment(device),
-        "config": {"device": device, "quick": quick, "threads": config.threads,
-                   "compile": compile_enabled, "compile_backend": compile_backend,
-                   "measure": asdict(config), "cases": [asdict(c) for c in cases]},
-    }
+    cases = driver.start(out, overwrite, config, device, quick, cases,
+                         {"cpu": cpu_grid, "cuda": cuda_grid})
+    base = driver.base_payload(SCHEMA, device, quick, config, compile_enabled, compile_backend,
+                               cases)
 
     def measure_bandwidth() -> None:
         base["bandwidth"] = bandwidth(device, config.threads, BANDWIDTH_BYTES[kind],
                                       0.1 if quick else 0.5)
 
-    return measure_grid(
+    return driver.measure_grid(
         suite=Suite("benchmarks._variants:setup_point", RATIO_PAIRS, device),
         points=[point(c, p, compile_enabled, compile_backend) for c in cases for p in PASSES],
         config=config, out=out, base=base,
@@ -241,7 +213,7 @@ def compare(a_path: Path, b_path: Path, out: Path | None, overwrite: bool) -> di
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.cross_entropy",
                                 description=__doc__.split("\n\n")[0])
-    add_common_arguments(p, "smoke run for CI (< 60 s); its intervals are indicative")
+    driver.add_common_arguments(p, "smoke run for CI (< 60 s); its intervals are indicative")
     p.add_argument("--reproducibility", action="store_true",
                    help="run the grid twice (--out and --out/rerun) and report how the two "
                         "runs' ratios agree (reproducibility.md/json in --out)")
@@ -257,13 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.render is not None:
         if not args.render.is_file():
             print(f"error: --render {str(args.render)!r}: no such file", file=sys.stderr)
-            return EXIT_USAGE
+            return driver.EXIT_USAGE
         payload = json.loads(args.render.read_text(encoding="utf-8"))
         try:
             written = report.render(payload, args.out or args.render.parent, args.overwrite)
         except FileExistsError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+            return driver.EXIT_USAGE
         print("\n".join(str(p) for p in written))
         return 0
     if args.compare is not None:
@@ -271,49 +243,31 @@ def main(argv: list[str] | None = None) -> int:
             rep = compare(*args.compare, args.out, args.overwrite)
         except (FileExistsError, FileNotFoundError) as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+            return driver.EXIT_USAGE
         print(report.reproducibility_summary(rep))
         return 0
-    if args.device == "cuda" and (why := cuda_unavailable_message(torch)):
-        print(f"error: {why}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        config = config_from(args, CONFIGS)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    config = driver.config_or_status(args, CONFIGS)
+    if isinstance(config, int):
+        return config
     out = args.out or default_output_dir("benchmarks", args.device)
-    previous = terminate_as_interrupt()
-    try:
-        return _measure_and_report(args, config, out)
-    finally:
-        restore_signal(previous)
-
-
-def _measure_and_report(args: argparse.Namespace, config: MeasureConfig, out: Path) -> int:
     outs = [out, out / "rerun"] if args.reproducibility else [out]
-    payloads = []
-    try:
+    payloads: list[dict[str, Any]] = []
+
+    def measure_all() -> None:
         if args.reproducibility:
             for path in (out / "reproducibility.json", out / "reproducibility.md"):
                 claim_output(path, args.overwrite)
         for o in outs:
-            refuse_existing(o, args.overwrite)
+            driver.refuse_existing(o, args.overwrite)
         for o in outs:
             payloads.append(run(args.device, args.quick, o, config, not args.no_compile,
                                 args.compile_backend, args.overwrite, not args.no_progress))
             print(report.summary_table(payloads[-1]))
-            warn_terminal(payloads[-1]["warnings"], "in this run")
-    except FileExistsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ContentionError as exc:
-        print(f"error: --strict: {exc}; nothing further measured, partial results in {out}",
-              file=sys.stderr)
-        return EXIT_CONTENDED
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: partial results kept in {out}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+            driver.warn_terminal(payloads[-1]["warnings"], "in this run")
+
+    status = driver.guarded(measure_all, out)
+    if status:
+        return status
     if args.reproducibility:
         rep = compare(outs[0] / "results.json", outs[1] / "results.json", out, True)
         print(report.reproducibility_summary(rep))

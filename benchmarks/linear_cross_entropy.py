@@ -29,28 +29,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from benchmarks import _driver as driver
 from benchmarks import _linear_report as report
-from benchmarks._driver import (
-    CUDA,
-    EXIT_CONTENDED,
-    EXIT_INTERRUPTED,
-    EXIT_USAGE,
-    QUICK,
-    add_common_arguments,
-    config_from,
-    cuda_unavailable_message,
-    measure_grid,
-    refuse_existing,
-    restore_signal,
-    terminate_as_interrupt,
-    warn_terminal,
-)
 from benchmarks._linear_variants import (
     MATMUL,
     PASSES,
@@ -59,17 +45,17 @@ from benchmarks._linear_variants import (
     LinearCase,
     point,
 )
-from benchmarks._measure import ContentionError, MeasureConfig, Suite
-from lossproofs.environment import default_output_dir, environment
+from benchmarks._measure import MeasureConfig, Suite
+from lossproofs.environment import default_output_dir
 
 SCHEMA = "lossproofs.benchmarks.linear_cross_entropy/2"
 
 CONFIGS = {
     # two repeats, not three: its calls are milliseconds, and the smoke run must stay < 60 s
-    "quick": replace(QUICK, point_budget_s=0.1, min_repeats=2, max_repeats=2),
+    "quick": replace(driver.QUICK, point_budget_s=0.1, min_repeats=2, max_repeats=2),
     "cpu": MeasureConfig(block_s=0.05, rounds_min=3, rounds_max=8, point_budget_s=2.0,
                          min_repeats=3, max_repeats=6, time_cap_s=900.0),
-    "cuda": replace(CUDA, time_cap_s=300.0),
+    "cuda": replace(driver.CUDA, time_cap_s=300.0),
 }
 CPU_SWEEP_V = (4096, 16384, 32000, 65536)
 CUDA_SWEEP_V = (32000, 65536, 128256)
@@ -136,20 +122,15 @@ def _with_roofline(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def payload_from(result: dict[str, Any], cases: list[LinearCase], base: dict[str, Any]):
-    by_key = {p["key"]: p for p in result["points"]}
+    """The results.json payload: ``base`` plus the records (with their rooflines) and the
+    ratios of the measured points."""
     records, ratios = [], []
-    for case in cases:
-        for pass_ in PASSES:
-            pt = by_key.get(case.key(pass_))
-            if pt is None:
-                continue
-            records += _with_roofline([_record(case, pass_, v, pt) for v in VARIANTS])
-            ratios += [{"point": pt["key"], "device": case.device, "dtype": case.dtype,
-                        "N": case.N, "D": case.D, "V": case.V, "pass": pass_, **r}
-                       for r in pt["ratios"]]
-    return {**base, "calibration": result["calibration"], "contended": result["contended"],
-            "warnings": result["warnings"], "elapsed_s": result["elapsed_s"],
-            "records": records, "ratios": ratios, "complete": result["complete"]}
+    for case, pass_, pt in driver.measured_points(result, cases, PASSES):
+        records += _with_roofline([_record(case, pass_, v, pt) for v in VARIANTS])
+        ratios += [{"point": pt["key"], "device": case.device, "dtype": case.dtype,
+                    "N": case.N, "D": case.D, "V": case.V, "pass": pass_, **r}
+                   for r in pt["ratios"]]
+    return {**base, **driver.run_fields(result), "records": records, "ratios": ratios}
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -158,16 +139,11 @@ def run(device: str, quick: bool, out: Path, config: MeasureConfig, compile_enab
         cases: list[LinearCase] | None = None) -> dict[str, Any]:
     """Calibrate, measure the grid (``results.json`` after every repeat), render; returns the
     payload. Raises :class:`ContentionError` under ``config.strict`` (partial results kept)."""
-    refuse_existing(out, overwrite)
-    torch.set_num_threads(config.threads)
-    if cases is None:
-        cases = cuda_grid(quick) if device == "cuda" else cpu_grid(quick)
-    base = {"schema": SCHEMA, "environment": environment(device),
-            "config": {"device": device, "quick": quick, "threads": config.threads,
-                       "compile": compile_enabled, "compile_backend": compile_backend,
-                       "measure": asdict(config), "cases": [asdict(c) for c in cases],
-                       "variants": list(VARIANTS)}}
-    return measure_grid(
+    cases = driver.start(out, overwrite, config, device, quick, cases,
+                         {"cpu": cpu_grid, "cuda": cuda_grid})
+    base = driver.base_payload(SCHEMA, device, quick, config, compile_enabled, compile_backend,
+                               cases, variants=list(VARIANTS))
+    return driver.measure_grid(
         suite=Suite("benchmarks._linear_variants:setup_point", RATIO_PAIRS, device),
         points=[point(c, p, compile_enabled, compile_backend) for c in cases for p in PASSES],
         config=config, out=out, base=base,
@@ -181,41 +157,30 @@ def main(argv: list[str] | None = None) -> int:
     overwrite, 3 contended under ``--strict``, 130 interrupted)."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.linear_cross_entropy",
                                 description=__doc__.split("\n\n")[0])
-    add_common_arguments(p, "smoke run (< 60 s); its intervals are indicative")
+    driver.add_common_arguments(p, "smoke run (< 60 s); its intervals are indicative")
     args = p.parse_args(argv)
     if args.render is not None:
         return report.render_file(args.render, args.out, args.overwrite)
     if not hasattr(torch.nn.functional, "linear_cross_entropy"):
         print(f"error: torch {torch.__version__} has no F.linear_cross_entropy (torch ≥ 2.13); "
               "only the unfused and compiled forms could run", file=sys.stderr)
-        return EXIT_USAGE
-    if args.device == "cuda" and (why := cuda_unavailable_message(torch)):
-        print(f"error: {why}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        config = config_from(args, CONFIGS)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return driver.EXIT_USAGE
+    config = driver.config_or_status(args, CONFIGS)
+    if isinstance(config, int):
+        return config
     out = args.out or default_output_dir("benchmarks", f"linear_cross_entropy-{args.device}")
-    previous = terminate_as_interrupt()
-    try:
-        payload = run(args.device, args.quick, out, config, not args.no_compile,
-                      args.compile_backend, args.overwrite, not args.no_progress)
-    except FileExistsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ContentionError as exc:
-        print(f"error: --strict: {exc}; nothing further measured, partial results in {out}",
-              file=sys.stderr)
-        return EXIT_CONTENDED
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: partial results kept in {out}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    finally:
-        restore_signal(previous)
+    result: dict[str, Any] = {}
+
+    def measure_grid() -> None:
+        result["payload"] = run(args.device, args.quick, out, config, not args.no_compile,
+                                args.compile_backend, args.overwrite, not args.no_progress)
+
+    status = driver.guarded(measure_grid, out)
+    if status:
+        return status
+    payload = result["payload"]
     print(report.summary(payload))
-    warn_terminal(payload["warnings"], "in this run")
+    driver.warn_terminal(payload["warnings"], "in this run")
     print(f"\nresults written to {out}/")
     print(json.dumps({"contended": payload["contended"], "warnings": payload["warnings"]}))
     return 0
