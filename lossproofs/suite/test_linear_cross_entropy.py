@@ -269,8 +269,14 @@ def test_repeated_backward_leaves_earlier_gradients_right(impl, linear, data, se
 
 
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
-def test_empty_batch_gradients_are_zero(linear, reduction):
-    """N = 0 (values: lossproofs.special_cases): every gradient exactly 0, as the reference."""
+def test_empty_batch_gradients_are_zero(impl, linear, reduction):
+    """N = 0 (values: lossproofs.special_cases): every gradient exactly 0, as the reference.
+    Skipped where the target declares an empty batch, a bias or the reduction not provided."""
+    declared = {**impl.not_provided.get(FUNCTION, {}), **impl.conventions.get(FUNCTION, {})}
+    why = ([f"empty ({declared['empty']})"] if "empty" in declared else []) + [
+        impl.excluded_arguments(FUNCTION, {"linear_bias": True, "reduction": reduction})]
+    if any(why):
+        pytest.skip(f"{impl.name}: " + "; ".join(w for w in why if w))
     x = torch.zeros(0, 3, dtype=torch.float64, requires_grad=True)
     w = torch.ones(4, 3, dtype=torch.float64, requires_grad=True)
     b = torch.zeros(4, dtype=torch.float64, requires_grad=True)
