@@ -188,7 +188,7 @@ def torch_chunked(spec: str | None = None) -> Target:
         notes["retain_graph"] = (
             "documented: with allow_retain_graph=False the chunked path's mean/sum gradients "
             "are computed in forward and scaled in place, so a second backward raises "
-            "(lossproofs/suite/test_linear_cross_entropy.py runs configurations that allow it)")
+            "(lossproofs/suite/test_linear_torch_paths.py runs configurations that allow it)")
     # Bad input the chunked path rejects with another exception type than the reference path
     # (or accepts): each is a ledger entry of this family, run by test_divergences.py.
     from lossproofs.ledger.linear import ERROR_TYPE_ENTRIES

@@ -53,6 +53,7 @@ log() { echo "[$(date -u +%H:%M:%S)] $*"; }
     lossproofs/suite/test_errors.py lossproofs/suite/test_special_values.py \
     lossproofs/suite/test_tutorial_claim.py lossproofs/suite/test_divergences.py \
     lossproofs/suite/test_large.py lossproofs/suite/test_linear_cross_entropy.py \
+    lossproofs/suite/test_linear_torch_paths.py \
     2>&1 | tee "$WORK/pytest_cuda.log" | tail -60
   echo "suite exit ${PIPESTATUS[0]}"
 

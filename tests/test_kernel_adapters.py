@@ -39,8 +39,8 @@ from lossproofs.error_cases import ERROR_CASES
 from lossproofs.linear_targets import FUNCTION, SIGNATURE_DEFAULTS
 from lossproofs.registry import FUNCTION_NAMES
 from lossproofs.strategies.linear import linear_cross_entropy_cases
+from lossproofs.suite._linear import check_values_and_gradients
 from lossproofs.suite._support import require
-from lossproofs.suite.test_linear_cross_entropy import check_values_and_gradients
 from lossproofs.targets import Target, get_target
 
 REPO = Path(__file__).resolve().parents[1]
