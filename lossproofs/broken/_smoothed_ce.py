@@ -12,43 +12,33 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lossproofs.broken._common import (
-    check_label_smoothing,
-    check_reduction,
-    class_dim,
-    class_weights,
-    is_index_target,
-    long_target,
-    reduce,
-    target_weights,
-    torch_cross_entropy,
-)
+from lossproofs.broken import _common as common
 
 
 def smoothed_cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
                            label_smoothing=0.0, *, mask_ignored=True, weight_smoothing=True,
                            other_classes_only=False):
-    check_reduction(reduction)
-    check_label_smoothing(label_smoothing)
-    if not (label_smoothing > 0 and is_index_target(input, target)):
-        return torch_cross_entropy(input, target, weight, ignore_index, reduction,
+    common.check_reduction(reduction)
+    common.check_label_smoothing(label_smoothing)
+    if not (label_smoothing > 0 and common.is_index_target(input, target)):
+        return common.torch_cross_entropy(input, target, weight, ignore_index, reduction,
                                    label_smoothing)
     eps = label_smoothing
-    target = long_target(target, input)
-    cd = class_dim(input)
+    target = common.long_target(target, input)
+    cd = common.class_dim(input)
     c = input.shape[cd]
     lp = F.log_softmax(input, cd)
     # nll_loss validates the targets (bounds, shapes) and gives w[t]·(−lp_t), 0 where ignored.
     nll = F.nll_loss(lp, target, weight, ignore_index=ignore_index, reduction="none")
-    w = class_weights(input, weight) if weight_smoothing else 1.0
+    w = common.class_weights(input, weight) if weight_smoothing else 1.0
     smooth = -(lp * w).sum(cd)
-    kept, kept_weight = target_weights(input, target, weight, ignore_index)
+    kept, kept_weight = common.target_weights(input, target, weight, ignore_index)
     if mask_ignored:
         smooth = torch.where(kept, smooth, torch.zeros_like(smooth))
     # Each term reduced on its own, then combined, as torch: for mean over a zero total weight
     # both are 0/0 or x/0, and NaN + inf is NaN (reducing the combined loss would give inf).
     total = kept_weight.sum()
-    nll, smooth = reduce(nll, reduction, total), reduce(smooth, reduction, total)
+    nll, smooth = common.reduce(nll, reduction, total), common.reduce(smooth, reduction, total)
     if other_classes_only:
         # ε/(C−1) on every class but the target: Σ_{c≠t} = Σ_c − the target's own term
         # (C = 1 guarded: that class is the target, and its log-probability is 0 anyway).

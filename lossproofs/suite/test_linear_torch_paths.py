@@ -38,69 +38,52 @@ from lossproofs.strategies.linear import (
     fallback_cases,
     linear_cross_entropy_cases,
 )
-from lossproofs.suite._linear import (  # with the fixtures _one_thread, linear, torch_paths
-    CHUNKED,
-    CONFIGS,
-    FROZEN,
-    FUNCTION,
-    GRADS,
-    PATHS,
-    _cases,
-    _check,
-    _composed,
-    _examples,
-    _one_thread,
-    _set_aside_gradient,
-    _values_and_grads,
-    _within_rounding,
-    check_retain_graph,
-    check_target,
-    linear,
-    torch_paths,
-)
+from lossproofs.suite import _linear as shared
+from lossproofs.suite._linear import _one_thread, linear, torch_paths  # fixtures
 from lossproofs.suite._support import require
 
 
 # == torch's paths and options (torch-family targets) ==========================================
 @pytest.mark.parametrize("dtype", DTYPES)
-@_examples("per dtype")
+@shared._examples("per dtype")
 @given(data=st.data())
 def test_torch_paths_match_reference(torch_paths, dtype, data):
     """Each of torch's paths (the reference path, a chunked configuration, the nn module) on
     the cases the chunked path computes itself and on those it hands back."""
-    name = data.draw(st.sampled_from(sorted(PATHS)), label="path")
-    case = data.draw(_cases(dtype), label="case")
-    frozen = data.draw(st.sampled_from(list(FROZEN)), label="frozen")
+    name = data.draw(st.sampled_from(sorted(shared.PATHS)), label="path")
+    case = data.draw(shared._cases(dtype), label="case")
+    frozen = data.draw(st.sampled_from(list(shared.FROZEN)), label="frozen")
     event(name)
-    check_target(PATHS[name], case, data.draw(st.integers(0, 2**16), label="seed"),
-                 FROZEN[frozen])
+    shared.check_target(shared.PATHS[name], case, data.draw(st.integers(0, 2**16), label="seed"),
+                 shared.FROZEN[frozen])
 
 
-@_examples("identity")
+@shared._examples("identity")
 @given(case=linear_cross_entropy_cases(), seed=st.integers(0, 2**16))
 def test_reference_path_is_cross_entropy_of_linear_bitwise(torch_paths, case, seed):
     """options=None is documented as linear then cross_entropy: the same operations, so the
     value and every gradient are bitwise equal to the composition."""
-    _, a = _values_and_grads(L.reference_path(), case, seed)
-    _, b = _values_and_grads(_composed, case, seed)
+    _, a = shared._values_and_grads(L.reference_path(), case, seed)
+    _, b = shared._values_and_grads(shared._composed, case, seed)
     for name in a:
         assert torch.equal(a[name], b[name]) or (
             torch.isnan(a[name]).equal(torch.isnan(b[name]))
             and torch.equal(a[name].nan_to_num(), b[name].nan_to_num())), name
 
 
-@_examples("identity")
-@given(case=chunked_path_cases(), config=st.sampled_from(CONFIGS), seed=st.integers(0, 2**16))
+@shared._examples("identity")
+@given(case=chunked_path_cases(), config=st.sampled_from(shared.CONFIGS),
+       seed=st.integers(0, 2**16))
 def test_chunked_path_is_cross_entropy_of_linear_within_rounding(torch_paths, case, config,
                                                                  seed):
     """Each configuration against torch's own composition: value and every gradient."""
-    names = () if _set_aside_gradient(L.chunked_target(config), case) else GRADS
-    g, a = _values_and_grads(L.chunked(config), case, seed, names)
-    _, b = _values_and_grads(_composed, case, seed, names)
-    _within_rounding(a, b, case, g, f"{config.name} vs cross_entropy(linear(x))")
+    names = () if shared._set_aside_gradient(L.chunked_target(config), case) else shared.GRADS
+    g, a = shared._values_and_grads(L.chunked(config), case, seed, names)
+    _, b = shared._values_and_grads(shared._composed, case, seed, names)
+    shared._within_rounding(a, b, case, g, f"{config.name} vs cross_entropy(linear(x))")
 
 
-@_examples("identity")
+@shared._examples("identity")
 @given(case=chunked_path_cases(), policy=st.sampled_from(L.ACC_POLICIES),
        seed=st.integers(0, 2**16))
 def test_chunked_path_is_invariant_to_chunk_size_and_method(torch_paths, case, policy, seed):
@@ -108,29 +91,29 @@ def test_chunked_path_is_invariant_to_chunk_size_and_method(torch_paths, case, p
     gives the same value and gradients within rounding: chunking is a memory knob."""
     configs = [L.ChunkedConfig(policy, kind) for kind in L.CHUNK_SIZES] + [
         L.ChunkedConfig(policy, None, m) for m in L.CHUNKING_METHODS]
-    names = () if _set_aside_gradient(L.chunked_target(configs[0]), case) else GRADS
-    runs = [_values_and_grads(L.chunked(c), case, seed, names) for c in configs]
+    names = () if shared._set_aside_gradient(L.chunked_target(configs[0]), case) else shared.GRADS
+    runs = [shared._values_and_grads(L.chunked(c), case, seed, names) for c in configs]
     g, first = runs[0]
     for config, (_, other) in zip(configs[1:], runs[1:]):
-        _within_rounding(other, first, case, g, f"{config.name} vs {configs[0].name}")
+        shared._within_rounding(other, first, case, g, f"{config.name} vs {configs[0].name}")
 
 
-@_examples("identity")
-@given(case=linear_cross_entropy_cases(), config=st.sampled_from([None, *CONFIGS]),
+@shared._examples("identity")
+@given(case=linear_cross_entropy_cases(), config=st.sampled_from([None, *shared.CONFIGS]),
        seed=st.integers(0, 2**16))
 def test_nn_module_equals_functional(torch_paths, case, config, seed):
     """``nn.LinearCrossEntropyLoss`` (weight stored flat, reshaped in forward) == the
     functional with the same options: bitwise for a contiguous weight (the reshape is a
     view), within rounding otherwise."""
-    names = () if config is not None and _set_aside_gradient(
-        L.chunked_target(config), case) else GRADS
+    names = () if config is not None and shared._set_aside_gradient(
+        L.chunked_target(config), case) else shared.GRADS
     fn = L.reference_path() if config is None else L.chunked(config)
-    g, a = _values_and_grads(L.nn_module(config), case, seed, names)
-    _, b = _values_and_grads(fn, case, seed, names)
+    g, a = shared._values_and_grads(L.nn_module(config), case, seed, names)
+    _, b = shared._values_and_grads(fn, case, seed, names)
     for name in a:
         if case.layout == "contiguous":
             assert torch.equal(a[name].nan_to_num(), b[name].nan_to_num()), name
-    _within_rounding(a, b, case, g, "nn vs functional")
+    shared._within_rounding(a, b, case, g, "nn vs functional")
 
 
 # -- the autograd contract per path -----------------------------------------------------------
@@ -139,21 +122,21 @@ RETAIN_CONFIGS = [L.ChunkedConfig("accurate", "non-divisor", allow_retain_graph=
                   L.ChunkedConfig("balanced", None, "aspect_ratio", allow_retain_graph=True)]
 
 
-@_examples("contract")
+@shared._examples("contract")
 @given(case=chunked_path_cases(), config=st.sampled_from(RETAIN_CONFIGS),
        seed=st.integers(0, 2**16))
 def test_repeated_backward_with_allow_retain_graph(torch_paths, case, config, seed):
-    assume(not _set_aside_gradient(L.chunked_target(config), case))
-    check_retain_graph(L.chunked(config), case, seed)
+    assume(not shared._set_aside_gradient(L.chunked_target(config), case))
+    shared.check_retain_graph(L.chunked(config), case, seed)
 
 
-@_examples("contract")
+@shared._examples("contract")
 @given(case=chunked_path_cases().filter(lambda c: c.params["reduction"] == "none"),
        seed=st.integers(0, 2**16))
 def test_repeated_backward_of_reduction_none_needs_no_option(torch_paths, case, seed):
     """Documented: reduction='none' recomputes its gradients in backward, so retain_graph
     works without allow_retain_graph."""
-    check_retain_graph(L.chunked(L.ChunkedConfig("accurate", "non-divisor")), case, seed)
+    shared.check_retain_graph(L.chunked(L.ChunkedConfig("accurate", "non-divisor")), case, seed)
 
 
 def _small(reduction="mean", dtype=torch.float64, bias=True, n=5):
@@ -253,8 +236,8 @@ def test_func_grad_raises_on_the_chunked_path_and_works_on_the_reference_path(to
 
 
 # -- fallbacks --------------------------------------------------------------------------------
-@_examples("identity")
-@given(case=fallback_cases(), config=st.sampled_from(CONFIGS))
+@shared._examples("identity")
+@given(case=fallback_cases(), config=st.sampled_from(shared.CONFIGS))
 def test_documented_fallback_warns_and_equals_the_reference_path(torch_paths, case, config):
     """Label smoothing, probability or uint8 targets and K-dim weights: the chunked path warns
     and runs the reference path, so the value is bitwise the reference path's."""
@@ -266,8 +249,8 @@ def test_documented_fallback_warns_and_equals_the_reference_path(torch_paths, ca
     assert torch.equal(out.nan_to_num(), expected.nan_to_num())
 
 
-@_examples("identity")
-@given(case=chunked_path_cases(), config=st.sampled_from(CONFIGS))
+@shared._examples("identity")
+@given(case=chunked_path_cases(), config=st.sampled_from(shared.CONFIGS))
 def test_supported_configurations_do_not_warn(torch_paths, case, config):
     assert not L.documented_fallback(case)
     args, kwargs, _ = L.tensors(case)
@@ -284,13 +267,13 @@ def test_fallback_probe_matches_the_documentation(torch_paths):
 
 # -- special values per path ------------------------------------------------------------------
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
-@pytest.mark.parametrize("name", [CONFIGS[0].name, CONFIGS[4].name])
+@pytest.mark.parametrize("name", [shared.CONFIGS[0].name, shared.CONFIGS[4].name])
 def test_empty_batch_on_the_chunked_path(torch_paths, name, reduction):
     """N = 0: mean NaN, sum 0, none empty, and zero gradients — as the reference."""
     x = torch.zeros(0, 3, dtype=torch.float64, requires_grad=True)
     w = torch.ones(4, 3, dtype=torch.float64, requires_grad=True)
     t = torch.zeros(0, dtype=torch.int64)
-    out = CHUNKED[name](x, w, t, reduction=reduction)
+    out = shared.CHUNKED[name](x, w, t, reduction=reduction)
     expected = reference.linear_cross_entropy(x.detach().numpy(), w.detach().numpy(), t.numpy(),
                                               reduction=reduction)
     assert compare(out.detach().numpy(), expected, "float64", "forward").ok
@@ -306,7 +289,7 @@ def test_empty_batch_on_the_chunked_path(torch_paths, name, reduction):
 def test_all_ignored_mean_is_nan_on_the_chunked_path(torch_paths):
     x, w, b, _, _ = _small()
     t = torch.full((5,), -100)
-    assert torch.isnan(CHUNKED[CONFIGS[0].name](x, w, t, linear_bias=b))
+    assert torch.isnan(shared.CHUNKED[shared.CONFIGS[0].name](x, w, t, linear_bias=b))
 
 
 def test_float16_per_row_losses_beyond_the_range_with_a_float32_accumulator(torch_paths):
@@ -321,14 +304,14 @@ def test_float16_per_row_losses_beyond_the_range_with_a_float32_accumulator(torc
     expected = reference.linear_cross_entropy(x.double().numpy(), w.double().numpy(), t.numpy())
     assert 1000 < expected < 65504
     out = L.chunked(L.ChunkedConfig("accurate", "non-divisor", acc_dtype="float32"))(x, w, t)
-    case = Case(FUNCTION, (x.double().numpy(), w.double().numpy(), t.numpy()),
+    case = Case(shared.FUNCTION, (x.double().numpy(), w.double().numpy(), t.numpy()),
                 {"reduction": "mean"}, "float16")
-    _check(out.double().numpy(), expected, case, "forward", "float16 mean of huge losses",
+    shared._check(out.double().numpy(), expected, case, "forward", "float16 mean of huge losses",
            linear_error_scales(case)["forward"])
 
 
 # -- the ledger's chunked divergences, on the representative configuration --------------------
-CHUNKED_ENTRIES = [e for e in ledger.LEDGER if e.function == FUNCTION
+CHUNKED_ENTRIES = [e for e in ledger.LEDGER if e.function == shared.FUNCTION
                    and TORCH_CHUNKED in e.families]
 
 
@@ -349,7 +332,7 @@ def test_chunked_path_divergence(torch_paths, entry):
 def test_reference_path_has_none_of_the_chunked_divergences(torch_paths):
     """The same entries pass on the reference path (``options=None``)."""
     for entry in CHUNKED_ENTRIES:
-        ledger.run_check(PATHS["reference path"], entry).raise_for_failure()
+        ledger.run_check(shared.PATHS["reference path"], entry).raise_for_failure()
 
 
 # -- the built-in target "chunked" -------------------------------------------------------------
@@ -386,11 +369,11 @@ def ulp_key(policy: str, dtype: str) -> str:
     """The ULP_BOUNDS function key of an ulp_study policy name in ``dtype`` (acc_policy auto on
     CPU picks a float32 accumulator for float16/bfloat16 input, the input's dtype otherwise)."""
     if policy == "reference path":
-        return FUNCTION
+        return shared.FUNCTION
     half = dtype in ("float16", "bfloat16")
     if "acc_dtype=float32" in policy or (policy == "auto" and half):
-        return f"{FUNCTION}[chunked, float32 accumulator]"
-    return f"{FUNCTION}[chunked]"
+        return f"{shared.FUNCTION}[chunked, float32 accumulator]"
+    return f"{shared.FUNCTION}[chunked]"
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
