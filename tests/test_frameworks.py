@@ -367,15 +367,5 @@ def test_committed_framework_reports_have_no_unexplained_red_cell():
         if path.exists():
             accuracy = json.loads(path.read_text(encoding="utf-8"))
             for function, dtype, direction, worst in page.red_accuracy_rows(accuracy, column):
-                if (column, function, dtype, direction) in OPEN_ACCURACY_ROWS:
-                    continue
                 assert page.explanations(family, function, direction), (
                     column, function, dtype, direction, worst)
-
-
-# Accuracy rows beyond their bound not yet reduced to a named divergence (the page says
-# "none: unexplained"); any other unexplained row fails the test above.
-OPEN_ACCURACY_ROWS = {
-    ("tinygrad", "softmax", "float32", "forward"),  # 4.5 ulps against a bound of 4
-    ("tinygrad", "logsumexp", "float32", "gradient"),  # 3.1 ulps against a bound of 2
-}
