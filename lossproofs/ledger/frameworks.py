@@ -11,6 +11,8 @@ CPU); the probes with each framework's exact results are
   them (torch must still fail them, and the framework now may).
 - :data:`ENTRIES`: the framework's own. An ``"error type"`` entry is bad input the framework
   accepts without an error; its ``covers`` names every error case of the same mechanism.
+  tinygrad's entries that come from its generated kernels are in
+  :mod:`lossproofs.ledger.tinygrad_kernels`.
 - Two entries are the adapters' declared ``clamp`` conventions (``CONVENTIONS``) made visible
   element by element, where a probability is not exactly 0 or 1 (so the case carries no
   ``clamp`` tag) but the convention still decides the value; they say so in their names.
@@ -18,13 +20,11 @@ CPU); the probes with each framework's exact results are
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from lossproofs.cases import Case
 from lossproofs.error_cases import ERROR_CASES
-from lossproofs.ledger import Divergence
+from lossproofs.ledger import Divergence, tinygrad_kernels
 from lossproofs.tolerances import eps, tolerance
 
 JAX, TENSORFLOW, TINYGRAD = "jax", "tensorflow", "tinygrad"
@@ -254,44 +254,6 @@ def _tf_weighted_gradient_cancels(case: Case, direction: str):
     return np.abs(1 - y) + np.abs(term) > 0.25 * k * np.abs((1 - y) - term)
 
 
-def _tinygrad_half_one_hot_masked(case: Case, direction: str):
-    """Rows of a float16 or bfloat16 cross_entropy with class indices (no label smoothing) that
-    hold a −inf logit at a class other than the target: tinygrad forms −inf·0 there."""
-    if (direction != "forward" or case.function != "cross_entropy"
-            or case.dtype not in ("float16", "bfloat16") or case.params.get("label_smoothing")):
-        return False
-    (x, t), params = case.reference_args()
-    if t.dtype.kind not in "iu":
-        return False
-    axis = 0 if x.ndim == 1 else 1
-    classes = np.arange(x.shape[axis]).reshape((-1,) + (1,) * (x.ndim - axis - 1))
-    hit = np.any(np.isneginf(x) & (classes != np.expand_dims(t, axis)), axis=axis)
-    return hit if params.get("reduction", "mean") == "none" else bool(hit.any())
-
-
-# One float32 row of C = 512 logits, 0 and 511 × −17.5: e^−17.5 = 2.5e-8 is below half an ulp
-# of 1, so a running sum that starts at 1 drops every later term.
-_LONG_ROW = Case("softmax", (np.array([[0.0] + [-17.5] * 511]),), {"dim": 1}, "float32",
-                 sources={"input": "np.array([[0.0] + [-17.5] * 511])"})
-_ONE_ACCUMULATOR = (
-    "tinygrad 0.14's CPU kernel adds the row's S = Σ exp(x − m) term by term into one float32 "
-    "accumulator: an error up to (C − 1)·u, not ~⌈log₂ C⌉·u, and terms small against the "
-    "running sum lose their low bits all in one direction. Here S = 1 + 1.28e-5 comes back 1: "
-    "softmax's largest element 1, not 0.9999872 (13.5 ulps above the fair floor, bound 4); "
-    "log_softmax, logsumexp and its gradient 6.7 ulps (bound 2). On the accuracy report's "
-    "float32 rows (C = 4437 to 8932) S is 34 to 48 ε low: softmax 4.47 ulps, log_softmax 3.32, "
-    "the logsumexp gradient 3.09. torch, JAX and TensorFlow pass this row. Not the cause: exp "
-    "as exp2(x·log₂e) (≤ 0.72·|x − m|·ε there, inside the floor) and softmax's e·(1/S)")
-
-
-def _one_accumulator(function: str, direction: str) -> Divergence:
-    grad = np.ones(1) if function == "logsumexp" else np.ones((1, 512))
-    return Divergence(
-        f"tinygrad sums a row's exponentials in one float32 accumulator ({function} {direction})",
-        function, "accuracy", replace(_LONG_ROW, function=function, grad_output=grad),
-        _ONE_ACCUMULATOR, families=frozenset({TINYGRAD}), direction=direction)
-
-
 # the conformance report's case (tensorflow, float64): p = y in every element
 _P_IS_Y = np.array([0.5983121749489936, 0.3, 0.057427104954850275, 0.8160149701928234,
                     0.12820024492537588, 0.846463637314478, 0.98, 0.3064868049419263])
@@ -431,22 +393,6 @@ ENTRIES: tuple[Divergence, ...] = (
         families=frozenset({TINYGRAD}), affected=_tinygrad_single_row_zero_weight_mean,
         near_miss=Case("nll_loss", (np.array([[-1.5, -2.0]]), np.array([1])),
                        {"reduction": "mean", "weight": np.array([0.0, 1.0])})),
-    *(_one_accumulator(f, d) for f, d in (("softmax", "forward"), ("log_softmax", "forward"),
-                                           ("logsumexp", "forward"), ("logsumexp", "gradient"))),
-    Divergence(
-        "tinygrad half-precision cross_entropy is NaN where a class is masked", "cross_entropy",
-        "forward",
-        Case("cross_entropy", (np.array([[0.0, -np.inf, 1.0], [2.0, 0.5, -1.0]]),
-                               np.array([0, 2])), {"reduction": "none"}, "float16"),
-        "Tensor.cross_entropy one-hot encodes class indices and sums −log_softmax(x)·onehot over "
-        "the classes; in float32 and float64 a graph rewrite turns that into a gather of the "
-        "target's log-probability, but in float16 and bfloat16 the kernel forms every product "
-        "(to sum them in float32), and a class masked with a −inf logit gives −inf·0 = NaN: the "
-        "loss log(1 + e) = 1.313 of logits [0, −inf, 1], target 0, comes back NaN (torch: "
-        "1.313), as does any reduction over that row", families=frozenset({TINYGRAD}),
-        affected=_tinygrad_half_one_hot_masked,
-        near_miss=Case("cross_entropy", (np.array([[0.0, -np.inf, 1.0], [2.0, 0.5, -1.0]]),
-                                         np.array([0, 2])), {"reduction": "none"}, "float32")),
     _silently_accepts(
         "tinygrad losses broadcast or ignore mismatched shapes", TINYGRAD,
         "no shape check: a target of another batch or spatial size, a class weight of the "
@@ -529,4 +475,5 @@ ENTRIES: tuple[Divergence, ...] = (
         affected=_tf_weighted_gradient_cancels, seed=2,
         near_miss=Case(BCEWL, (np.array([2.0]), np.array([1.0])),
                        {"reduction": "none", "pos_weight": np.array([3.0])}, "float16")),
+    *tinygrad_kernels.ENTRIES,
 )
