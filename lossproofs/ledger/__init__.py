@@ -143,6 +143,21 @@ def covering(target, case) -> Divergence | None:
     return next((d for d in LEDGER if key in d.covers and d.applies_to(target)), None)
 
 
+def explaining(target, entry: Divergence, case: Case) -> Divergence | None:
+    """Another entry of ``target``'s families whose affected predicate covers all of ``case``
+    in ``entry``'s function and direction (so ``entry``'s near miss is a known failure of this
+    target for its own reason), or None."""
+    for d in LEDGER:
+        if d is entry or not d.applies_to(target) or d.affected is None:
+            continue
+        if (d.function, d.direction) != (case.function, entry.direction):
+            continue
+        hit = d.affected(case, d.direction)
+        if hit is not None and np.size(hit) and np.all(hit):
+            return d
+    return None
+
+
 def not_provided_by(target, entry: Divergence, case=None) -> str | None:
     """Why ``entry``'s example (or ``case``, e.g. its near miss) is outside what ``target``
     declares it provides (``Target.excluded``), or None: such a check is not run for it."""
