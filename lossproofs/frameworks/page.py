@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lossproofs.cases import DTYPES
+from lossproofs.generated import replace_between
 from lossproofs.registry import FUNCTION_NAMES
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -217,12 +218,7 @@ def render(root: Path = REPOSITORY) -> str:
 
 
 def update(path: Path, root: Path = REPOSITORY) -> None:
-    text = path.read_text(encoding="utf-8")
-    if START not in text or END not in text:
-        raise SystemExit(f"{path}: no {START} … {END} markers to write the page between")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{START}\n{render(root)}{END}{tail}", encoding="utf-8")
+    replace_between(path, START, END, render(root))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,18 +7,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from lossproofs.generated import replace_between
 from lossproofs.ledger import markdown_table
 
 START, END = "<!-- ledger:start -->", "<!-- ledger:end -->"
 
 
 def update(path: Path) -> None:
-    text = path.read_text(encoding="utf-8")
-    if START not in text or END not in text:
-        raise SystemExit(f"{path}: no {START} … {END} markers to write the table between")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{START}\n{markdown_table()}{END}{tail}", encoding="utf-8")
+    replace_between(path, START, END, markdown_table())
 
 
 def main(argv: list[str] | None = None) -> int:
