@@ -15,6 +15,17 @@ def require(impl, *names: str):
             pytest.skip(impl.missing_reason(name))
 
 
+def require_declared(impl, function: str, **families) -> None:
+    """Skip, naming the declaration, when a parametrization needs a family (``weight=True``,
+    ``ignore_index=True``, ``reduction="sum"``, ...) that ``impl`` declares it does not provide
+    or follows another convention on."""
+    given = {name.replace("_", " ") if name == "probability_target" else name: value
+             for name, value in families.items() if value}
+    reason = impl.excluded_arguments(function, given)
+    if reason:
+        pytest.skip(f"{impl.name}: {reason}")
+
+
 def draw_case(data, impl, function: str, dtype: str | None, strategy=None):
     """Draw a case of ``function`` that ``impl`` declares it provides (its ``NOT_PROVIDED`` and
     ``CONVENTIONS``): other cases are not drawn for it, and the statistics say why."""

@@ -21,7 +21,12 @@ from hypothesis import strategies as st
 
 from lossproofs import strategies
 from lossproofs.cases import DTYPES
-from lossproofs.suite._support import assert_forward_agrees, assert_gradients_agree, require
+from lossproofs.suite._support import (
+    assert_forward_agrees,
+    assert_gradients_agree,
+    require,
+    require_declared,
+)
 
 COMBINATION_EXAMPLES = max(2, settings.default.max_examples // 50)
 SEEDS = st.integers(0, 2**32 - 1)
@@ -46,6 +51,8 @@ def _index_params():
 def test_index_target_combination(impl, function, reduction, weight, ignore_kind, smoothing,
                                   dtype, data, seed):
     require(impl, function)
+    require_declared(impl, function, reduction=reduction, weight=weight, ignore_index=True,
+                     label_smoothing=smoothing)
     case = data.draw(strategies.nll_loss_cases(
         dtype, function, reduction=reduction, weight=weight, ignore="partial",
         ignore_kind=ignore_kind, smoothing=smoothing), label="case")
@@ -65,6 +72,8 @@ def test_index_target_combination(impl, function, reduction, weight, ignore_kind
 @given(data=st.data(), seed=SEEDS)
 def test_probability_target_combination(impl, reduction, weight, smoothing, dtype, data, seed):
     require(impl, "cross_entropy")
+    require_declared(impl, "cross_entropy", reduction=reduction, weight=weight,
+                     label_smoothing=smoothing, probability_target=True)
     case = data.draw(strategies.cross_entropy_probability_cases(
         dtype, reduction=reduction, weight=weight, smoothing=smoothing), label="case")
     assert case.arrays[1].dtype.kind == "f" and case.arrays[1].shape == case.arrays[0].shape

@@ -20,7 +20,12 @@ from hypothesis import strategies as st
 from lossproofs import checks, reference, strategies
 from lossproofs.cases import Case
 from lossproofs.strategies import class_dim
-from lossproofs.suite._support import require, set_aside_divergent_cases
+from lossproofs.suite._support import (
+    draw_case,
+    require,
+    require_declared,
+    set_aside_divergent_cases,
+)
 from lossproofs.targets import get_target
 
 IDENTITY_DTYPES = ("float64", "float32")
@@ -186,8 +191,9 @@ def test_one_hot_probability_target_equals_index_target(impl, dtype, data):
     """Equal except for ``mean`` with weights, where torch divides by N·d (not Σ w[t]) for
     probability targets: documented behaviour, pytorch#61309; checked separately below."""
     require(impl, "cross_entropy")
-    case = data.draw(strategies.nll_loss_cases(dtype, function="cross_entropy", ignored=False,
-                                               uint8=False), label="case")
+    require_declared(impl, "cross_entropy", probability_target=True)
+    case = draw_case(data, impl, "cross_entropy", dtype, strategies.nll_loss_cases(
+        dtype, function="cross_entropy", ignored=False, uint8=False))
     set_aside_divergent_cases(impl, case, "forward")
     (x, t), kw = case.torch_args()
     c = x.shape[class_dim(tuple(x.shape))]
@@ -203,6 +209,7 @@ def test_weighted_mean_differs_between_index_and_one_hot_targets(impl):
     the number of samples for probability targets. The documented formulas are checked on a case
     where they give different answers, so the test fails if torch changes either one."""
     require(impl, "cross_entropy")
+    require_declared(impl, "cross_entropy", weight=True, probability_target=True)
     x = torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.0, -0.5]], dtype=torch.float64)
     t = torch.tensor([0, 2])
     w = torch.tensor([2.0, 1.0, 0.5], dtype=torch.float64)
@@ -221,8 +228,9 @@ def test_label_smoothing_is_cross_entropy_on_smoothed_targets(impl, dtype, data,
     """``cross_entropy(x, t, label_smoothing=ε) == cross_entropy(x, (1−ε)·onehot(t) + ε/C)``
     for ``none`` and ``sum``, and for ``mean`` without weights (see pytorch#61309 above)."""
     require(impl, "cross_entropy")
-    case = data.draw(strategies.nll_loss_cases(dtype, function="cross_entropy", ignored=False,
-                                               uint8=False), label="case")
+    require_declared(impl, "cross_entropy", label_smoothing=True, probability_target=True)
+    case = draw_case(data, impl, "cross_entropy", dtype, strategies.nll_loss_cases(
+        dtype, function="cross_entropy", ignored=False, uint8=False))
     case = Case(case.function, case.arrays, {**case.params, "label_smoothing": eps}, dtype,
                 case.layout, case.tags)
     if case.params.get("reduction") == "mean" and case.params.get("weight") is not None:
