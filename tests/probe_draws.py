@@ -3,6 +3,7 @@ derandomized property that writes what it drew to ``$LOSSPROOFS_PROBE_OUT``."""
 
 import os
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +14,13 @@ DRAWN = []
 @given(st.integers(), st.floats(allow_nan=False))
 def test_probe(i, x):
     DRAWN.append((i, x))
+
+
+@pytest.mark.parametrize("stratum", ["only"])
+@settings(max_examples=200, derandomize=True, database=None)
+@given(st.integers(), st.floats(allow_nan=False))
+def test_probe_parametrized(stratum, i, x):
+    DRAWN.append((stratum, i, x))
 
 
 def teardown_module(module):

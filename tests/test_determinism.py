@@ -31,14 +31,16 @@ def test_nothing():
 '''
 
 
-def _draws(tmp_path: Path, name: str, extra: bool, plugin: bool = True) -> str:
+def _draws(tmp_path: Path, name: str, extra: bool, plugin: bool = True,
+           rootdir: Path | None = None) -> str:
     out = tmp_path / f"{name}.txt"
     files = [str(HERE / "probe_draws.py")]
     if extra:
         (tmp_path / "module_with_constants.py").write_text(EXTRA)
         files.insert(0, str(tmp_path / "module_with_constants.py"))
     args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
-            "-o", "addopts=", *(["-p", "lossproofs.suite.plugin"] if plugin else []), *files]
+            "-o", "addopts=", *(["-p", "lossproofs.suite.plugin"] if plugin else []),
+            *([f"--rootdir={rootdir}"] if rootdir else []), *files]
     env = {**os.environ, "LOSSPROOFS_PROBE_OUT": str(out), "LOSSPROOFS_PROFILE": "ci"}
     proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=300)
@@ -58,3 +60,21 @@ def test_without_the_pin_other_modules_change_the_draws(tmp_path):
     if alone == beside:
         pytest.skip("this hypothesis version does not mix local constants into draws")
     assert alone != beside
+
+
+# Hypothesis seeds each parametrization of a derandomized property from its pytest node id,
+# which is relative to the rootdir, and the rootdir follows what is collected (the suite's own
+# pytest.ini when only suite files are named, the repository's pyproject.toml when tests/ is
+# named too): the plugin keys it by module and test name instead.
+def test_parametrized_draws_do_not_depend_on_the_rootdir(tmp_path):
+    near = _draws(tmp_path, "near", extra=False, rootdir=HERE)
+    far = _draws(tmp_path, "far", extra=False, rootdir=tmp_path)
+    assert near == far
+
+
+def test_without_the_plugin_the_rootdir_changes_parametrized_draws(tmp_path):
+    near = _draws(tmp_path, "near", extra=False, plugin=False, rootdir=HERE)
+    far = _draws(tmp_path, "far", extra=False, plugin=False, rootdir=tmp_path)
+    if near == far:
+        pytest.skip("this hypothesis version does not key parametrized draws by node id")
+    assert near != far
