@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from lossproofs.cases import Case
-from lossproofs.dtypes import eps, max_finite, tiny
+from lossproofs.dtypes import eps, max_finite, smallest_subnormal, tiny
 from lossproofs.ledger import TORCH, TORCH_COMPILE, TORCH_CUDA, TORCH_EAGER, Divergence
 from lossproofs.tolerances import tolerance
 
@@ -106,6 +106,31 @@ def bce_logits_gradient_cancels(case: Case, ulps_per_term: float, sigmoid_floor:
     rounding = 2.0 * w * ulps_per_term * eps(case.dtype) * terms
     tol = tolerance(case.dtype, "gradient")
     return rounding > tol.atol + tol.rtol * 2.0 * exact
+
+
+def _bce_logits_half_weighted_underflow(case: Case, direction: str):
+    """float16: torch rounds the unweighted loss (1 − y)·x − log σ(x) to float16 before
+    multiplying by the weight, so where it is subnormal (below 2⁻¹⁴) its rounding, up to half
+    the subnormal spacing 2⁻²⁴ for each of log σ(x) and the difference, comes back multiplied by
+    |w|. The elements (or, reduced, the scalar) where that exceeds the bound at a scale no
+    larger than max(2⁻¹⁴, |loss|)."""
+    if not (direction == "forward" and case.function == "binary_cross_entropy_with_logits"
+            and case.dtype == "float16" and case.params.get("weight") is not None):
+        return False
+    (x, y), params = case.reference_args()
+    pw = params.get("pos_weight")
+    lw = 1.0 + (np.ones_like(y) if pw is None else np.broadcast_to(pw, y.shape) - 1.0) * y
+    w = np.abs(_bce_weights(case, y, "weight"))
+    softplus_neg = np.maximum(-x, 0) + np.log1p(np.exp(-np.abs(x)))  # −log σ(x)
+    unweighted = np.abs((1 - y) * x + lw * softplus_neg)
+    rounding = np.where(unweighted < tiny("float16"), w * smallest_subnormal("float16"), 0.0)
+    loss = w * unweighted
+    tol = tolerance("float16", "forward")
+    if params.get("reduction") in ("sum", "mean"):
+        denominator = max(loss.size, 1) if params["reduction"] == "mean" else 1
+        rounding, loss = np.sum(rounding) / denominator, np.sum(loss) / denominator
+        return bool(rounding > tol.atol * max(1.0, loss) + tol.rtol * loss)
+    return rounding > tol.atol * np.maximum(tiny("float16"), loss) + tol.rtol * loss
 
 
 def _bce_logits_gradient_cancellation(case: Case, direction: str):
@@ -239,6 +264,20 @@ ENTRIES: tuple[Divergence, ...] = (
         near_miss=Case("binary_cross_entropy_with_logits",
                        (np.array([4.0, 4.0, 4.0]), np.zeros(3)), {"reduction": "sum"},
                        "float16")),
+    Divergence(
+        "binary_cross_entropy_with_logits float16 loss underflows before the weight multiplies",
+        "binary_cross_entropy_with_logits", "forward",
+        Case("binary_cross_entropy_with_logits", (np.array([15.7421875]), np.array([1.0])),
+             {"weight": np.array([292.5]), "reduction": "none"}, "float16"),
+        "torch forms (1 − y)·x − log σ(x) in float16 and multiplies by the weight last: at "
+        "x = 15.74, y = 1 the unweighted loss softplus(−x) = 1.46e-7 is subnormal in float16 "
+        "and rounds to 1.19e-7, so with weight 292.5 the loss is 3.49e-5 where it is 4.26e-5 "
+        "(18 % off; found by the size tier's total-weight stratum, torch 2.13 CPU; float32 "
+        "inputs would need a loss below 1.2e-38; no upstream issue found)", families=EAGER,
+        affected=_bce_logits_half_weighted_underflow,
+        near_miss=Case("binary_cross_entropy_with_logits", (np.array([15.7421875]),
+                                                            np.array([1.0])),
+                       {"weight": np.array([1.0]), "reduction": "none"}, "float16")),
     Divergence(
         "binary_cross_entropy_with_logits low-precision gradient cancels σ(x) − y",
         "binary_cross_entropy_with_logits", "gradient",
