@@ -60,12 +60,14 @@ STRATA: dict[str, tuple[str, ...]] = {
 
 
 def seeded_array(shape, seed: int, kind: str, lo: float = 0.0, hi: float = 1.0,
-                 classes: int = 0, ignore_index: int = DEFAULT_IGNORE_INDEX) -> np.ndarray:
+                 classes: int = 0, ignore_index: int = DEFAULT_IGNORE_INDEX,
+                 ignored: bool = True) -> np.ndarray:
     """A reproducible array of ``shape`` from ``numpy.random.default_rng(seed)``.
 
     ``kind``: ``uniform`` (float64 in ``[lo, hi]``), ``log-uniform`` (``2**u`` with ``u`` uniform
     in ``[log2 lo, log2 hi]``), ``targets`` (int64 classes in ``[0, classes)``, a quarter of
-    them ``ignore_index``, the first kept and the second ignored), ``soft`` (rows along dim 1
+    them ``ignore_index``, the first kept and the second ignored; none with ``ignored=False``),
+    ``soft`` (rows along dim 1
     (dim 0 for 1-d) that are probability distributions).
     """
     rng = np.random.default_rng(seed)
@@ -76,6 +78,8 @@ def seeded_array(shape, seed: int, kind: str, lo: float = 0.0, hi: float = 1.0,
         return np.exp2(rng.uniform(np.log2(lo), np.log2(hi), shape))
     if kind == "targets":
         t = rng.integers(0, classes, shape, dtype=np.int64)
+        if not ignored:
+            return t
         flat = t.reshape(-1)
         flat[rng.random(flat.size) < 0.25] = ignore_index
         if flat.size >= 2:
@@ -175,14 +179,15 @@ def _class_weight(draw, b: _Builder, stratum: str, dtype: str, c: int, rows: int
 
 
 @st.composite
-def _index_case(draw, function: str, stratum: str, dtype: str) -> Case:
+def _index_case(draw, function: str, stratum: str, dtype: str, ignored: bool) -> Case:
     b = _Builder(draw(st.integers(0, 2**31)))
     shape = _index_shape(draw, stratum)
     c = shape[1]
     lo, hi, spread = _logit_range(draw)
     x = b.array("input", shape, "uniform", lo=lo, hi=hi)
     tshape = (shape[0], *shape[2:])
-    t = b.array("target", tshape, "targets", classes=c, ignore_index=DEFAULT_IGNORE_INDEX)
+    t = b.array("target", tshape, "targets", classes=c, ignore_index=DEFAULT_IGNORE_INDEX,
+                **({} if ignored else {"ignored": False}))
     rows = int(np.prod(tshape))
     params: dict = {}
     w = _class_weight(draw, b, stratum, dtype, c, rows)
@@ -193,7 +198,8 @@ def _index_case(draw, function: str, stratum: str, dtype: str) -> Case:
         params["label_smoothing"] = draw(st.sampled_from((0.1, 1.0)))
     layout = draw(st.sampled_from(LAYOUTS))
     tags = _tags(stratum, spread, f"reduction:{params['reduction']}", "reduction",
-                 "ignore_index", "ignore:partial", "weight" if w is not None else None,
+                 *(("ignore_index", "ignore:partial") if ignored else ()),
+                 "weight" if w is not None else None,
                  "label_smoothing" if params.get("label_smoothing") else None,
                  "k-dim" if len(shape) > 2 else None, f"layout:{layout}",
                  None if layout == "contiguous" else "non-contiguous")
@@ -259,8 +265,11 @@ def _bce_case(draw, function: str, stratum: str, dtype: str) -> Case:
     return Case(function, (x, y), params, dtype, layout, tags, sources=b.sources)
 
 
-def large_cases(function: str, stratum: str, dtype: str) -> st.SearchStrategy[Case]:
-    """Cases of ``function`` in the named size ``stratum`` (one of ``STRATA[function]``)."""
+def large_cases(function: str, stratum: str, dtype: str,
+                ignored: bool = True) -> st.SearchStrategy[Case]:
+    """Cases of ``function`` in the named size ``stratum`` (one of ``STRATA[function]``);
+    class-index targets hold ignored entries unless ``ignored=False`` (for a target that
+    declares ``ignore_index`` not provided: its other parameters are still drawn)."""
     if stratum not in STRATA[function]:
         raise ValueError(f"{function} has no large stratum {stratum!r}: {STRATA[function]}")
     if function in ("softmax", "log_softmax", "logsumexp"):
@@ -268,5 +277,5 @@ def large_cases(function: str, stratum: str, dtype: str) -> st.SearchStrategy[Ca
     if stratum.startswith("probability"):
         return _probability_case(stratum.removeprefix("probability "), dtype)
     if function in ("nll_loss", "cross_entropy"):
-        return _index_case(function, stratum, dtype)
+        return _index_case(function, stratum, dtype, ignored)
     return _bce_case(function, stratum, dtype)
