@@ -201,12 +201,16 @@ class SetAside:
         return ", ".join(d.name for d in self.entries)
 
 
-def set_aside(target, case: Case, direction: str, shape: tuple[int, ...]) -> SetAside:
+def set_aside(target, case: Case, direction: str, shape: tuple[int, ...],
+              input_gradient_only: bool = False) -> SetAside:
     """The elements of ``case``'s ``direction`` result (of ``shape``) that a divergence of
-    ``target``'s families affects. Properties compare every other element."""
+    ``target``'s families affects. Properties compare every other element. With
+    ``input_gradient_only`` (a check of the input's gradient alone) the entries about the
+    target's gradient (``wrt_target``) are left out."""
     found = SetAside()
     for entry in LEDGER:
-        if entry.affected is None or not entry.applies_to(target):
+        if entry.affected is None or not entry.applies_to(target) or (
+                input_gradient_only and entry.wrt_target):
             continue
         hit = entry.affected(case, direction)
         if hit is False or hit is None:
