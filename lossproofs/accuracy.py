@@ -123,7 +123,20 @@ def run_report(per_stratum: int, max_classes: int, max_batch: int, seed: int,
                         collected[name]["not_provided"] = collected[name].get(
                             "not_provided", 0) + 1
                         continue
-                    result = impl(p)
+                    try:
+                        result = impl(p)
+                    except Exception as e:  # a target's kernel that raises
+                        if target is None or name != target.name:
+                            raise  # torch and the references must not
+                        # counted and named in the row, not measured: a crash on one problem
+                        # must not hide the others (a ledger entry should explain it)
+                        c = collected.setdefault(name, {"forward": [], "gradient": [],
+                                                        "forward_fair": [], "gradient_fair": []})
+                        c["raised"] = c.get("raised", 0) + 1
+                        c.setdefault("raised_example", f"{type(e).__name__}: "
+                                     f"{str(e).splitlines()[0][:160] if str(e) else ''}"
+                                     f" ({extreme.stratum_of(p)})")
+                        continue
                     if result is None:
                         continue
                     c = collected.setdefault(name, {"forward": [], "gradient": [],
@@ -152,6 +165,9 @@ def run_report(per_stratum: int, max_classes: int, max_batch: int, seed: int,
                        "intermediate_overflow_problems": c.get("overflow", 0)}
                 if c.get("not_provided"):
                     row["not_provided_problems"] = c["not_provided"]
+                if c.get("raised"):
+                    row["raised_problems"] = c["raised"]
+                    row["raised_example"] = c["raised_example"]
                 for direction in ("forward", "gradient"):
                     row[direction] = _summary(c[direction])
                     row[direction]["worst_stratum"] = worst.get((direction, name), {}).get(
@@ -266,6 +282,12 @@ def markdown(report: dict[str, Any]) -> str:
     if skipped:
         lines += ["", "Problems outside the target's declared capabilities (its NOT_PROVIDED "
                   "parameters), not run for it: " + "; ".join(skipped) + "."]
+    raised = [f"{r['function']} {r['dtype']}: {r['raised_problems']} ({r['raised_example']})"
+              for r in report["rows"] if r.get("raised_problems")]
+    if raised:
+        lines += ["", "Problems on which the target raised instead of returning (not in the "
+                  "columns; the known departures below name the cause): " + "; ".join(raised)
+                  + "."]
     lines += _known_departures(report)
     lines += ["", "## Strata", ""]
     lines += [f"- `{s.name}`: {s.why}" for s in extreme.LOGIT_STRATA.values()]

@@ -87,6 +87,8 @@ def _table(reports: dict[str, tuple[dict | None, dict | None]],
                             == (function, dtype, name_of[column])), None)
                 if row is not None:
                     text += f" · {_ulps(row['forward'])} / {_ulps(row['gradient'])}"
+                    if row.get("raised_problems"):
+                        text += f" ({row['raised_problems']} raised ✗)"
                 cells.append(text)
             if all(c in ("not provided", "–", "no report") for c in cells):
                 continue
@@ -142,7 +144,7 @@ def _divergences(family: str) -> list[str]:
 
 def red_accuracy_rows(accuracy: dict | None, name: str) -> list[tuple[str, str, str, float]]:
     """``(function, dtype, direction, worst fair ulps)`` of each of ``name``'s accuracy rows
-    beyond its ULP bound."""
+    beyond its ULP bound, and of each row with problems on which it raised (forward, ∞)."""
     red = []
     for r in (accuracy or {}).get("rows", []):
         if r["implementation"] != name:
@@ -151,6 +153,8 @@ def red_accuracy_rows(accuracy: dict | None, name: str) -> list[tuple[str, str, 
             fair, bound = r[direction].get("fair") or {"n": 0}, r[direction].get("bound")
             if fair["n"] and bound is not None and fair["max"] > bound:
                 red.append((r["function"], r["dtype"], direction, fair["max"]))
+        if r.get("raised_problems"):  # a crash is red in the forward direction
+            red.append((r["function"], r["dtype"], "forward", float("inf")))
     return red
 
 
@@ -161,7 +165,8 @@ def explanations(family: str, function: str, direction: str) -> list[str]:
     from lossproofs import ledger
 
     return [d.name for d in ledger.LEDGER
-            if family in d.families and d.function == function and d.direction == direction
+            if family in d.families and function in (d.function, *d.also_functions)
+            and d.direction == direction
             and (d.check == "accuracy" or (d.check in ("forward", "gradient")
                                            and not d.families & ledger.TORCH_FAMILIES))]
 
@@ -204,7 +209,8 @@ def render(root: Path = REPOSITORY) -> str:
              "framework declares it does not provide, not run) · worst forward / gradient error "
              "against the exact oracle on the accuracy report's extreme inputs, in ulps of the "
              "dtype above the fair floor (`✗` beyond `lossproofs.tolerances.ULP_BOUNDS`; `–`: "
-             "not measured). `not provided`: the framework has no such function.", "",
+             "not measured; `k raised ✗`: problems on which it raised instead of returning). "
+             "`not provided`: the framework has no such function.", "",
              *_table(reports, name_of), "", "## Reports", ""]
     lines += [_settings(column, *reports[column]) for column, *_ in FRAMEWORKS]
     for column, family, conf, acc in FRAMEWORKS:

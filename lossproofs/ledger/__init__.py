@@ -60,6 +60,8 @@ class Divergence:
       for the whole case; None when ordinary properties cannot draw the inputs.
     - ``near_miss``: a case just outside ``affected``, which affected targets get right.
     - ``families``: the target families it applies to; ``upstream`` the issue link, if any.
+    - ``also_functions``: the other functions whose results the same mechanism affects (its
+      predicate covers them too; the reports match their rows to it).
     - ``covers``: the special-value and error cases it explains (:func:`case_key`:
       ``special:<function>:<name>``, ``error:<function>:<name>``): for the entry's families
       those cases are known failures (:func:`covering`).
@@ -81,6 +83,7 @@ class Divergence:
     floored: bool = True  # accuracy checks: count ULPs above the fair floor (else raw ULPs)
     wrt_target: bool = False  # gradient checks: the target's gradient too
     covers: tuple[str, ...] = ()
+    also_functions: tuple[str, ...] = ()  # other functions the same mechanism affects
 
     def __post_init__(self):
         if self.check not in CHECKS:

@@ -39,11 +39,23 @@ def _tinygrad_half_one_hot_masked(case: Case, direction: str):
 
 
 def _tinygrad_emulated_bf16_max(case: Case, direction: str):
-    """A bfloat16 softmax over more than 32 classes: tinygrad's max over the row raises."""
-    if case.function != "softmax" or case.dtype != "bfloat16":
+    """A bfloat16 row max over more than 32 elements (softmax, log_softmax and logsumexp over
+    ``dim``, cross_entropy over the class dim): tinygrad's emulated max raises."""
+    if case.function not in _ROW_MAX_FUNCTIONS or case.dtype != "bfloat16":
         return False
-    (x,), params = case.reference_args()
-    return x.ndim > 0 and x.shape[params.get("dim", -1)] > 32
+    (x, *_), params = case.reference_args()
+    if x.ndim == 0:
+        return False
+    if case.function == "cross_entropy":
+        dims: tuple = (0 if x.ndim == 1 else 1,)
+    else:
+        dim = params.get("dim", -1)
+        dims = dim if isinstance(dim, tuple) else (dim,)
+    return int(np.prod([x.shape[d] for d in dims])) > 32
+
+
+_ROW_MAX_FUNCTIONS = ("softmax", "log_softmax", "logsumexp", "cross_entropy")
+
 
 # One float32 row of C = 512 logits, 0 and 511 × −17.5: e^−17.5 = 2.5e-8 is below half an ulp
 # of 1, so a running sum that starts at 1 drops every later term.
@@ -97,5 +109,6 @@ ENTRIES: tuple[Divergence, ...] = (
         "256, work. With a clang that compiles __bf16 the example may pass: strict mode then "
         "reports XPASS, and the entry is to be narrowed or removed",
         families=frozenset({TINYGRAD}), raises=RuntimeError, affected=_tinygrad_emulated_bf16_max,
-        near_miss=Case("softmax", (np.zeros((1, 32)),), {"dim": 1}, "bfloat16")),
+        near_miss=Case("softmax", (np.zeros((1, 32)),), {"dim": 1}, "bfloat16"),
+        also_functions=_ROW_MAX_FUNCTIONS[1:]),
 )
