@@ -131,8 +131,9 @@ def _divergences(family: str) -> list[str]:
     entries = [d for d in ledger.LEDGER if family in d.families]
     lines = [f"Ledger entries of family `{family}` ({len(entries)}; the suite runs each "
              "example as a strict xfail, the reports list it as a known failure):", ""]
-    lines += [f"- **{d.name}** (`{d.function}`, {d.check}; upstream {_link(d.upstream)})"
-              for d in entries] or ["- none"]
+    lines += [f"- **{d.name}** (`{d.function}`"
+              + "".join(f", `{f}`" for f in d.also_functions)
+              + f", {d.check}; upstream {_link(d.upstream)})" for d in entries] or ["- none"]
     records = [r for r in FINDINGS if r["framework"] == family]
     if records:
         lines += ["", f"Findings records ({len(records)}; `tests/test_frameworks.py` re-runs "
@@ -153,7 +154,8 @@ def red_accuracy_rows(accuracy: dict | None, name: str) -> list[tuple[str, str, 
             fair, bound = r[direction].get("fair") or {"n": 0}, r[direction].get("bound")
             if fair["n"] and bound is not None and fair["max"] > bound:
                 red.append((r["function"], r["dtype"], direction, fair["max"]))
-        if r.get("raised_problems"):  # a crash is red in the forward direction
+        if r.get("raised_problems") and (r["function"], r["dtype"], "forward") not in {
+                red_row[:3] for red_row in red}:  # a crash is red in the forward direction
             red.append((r["function"], r["dtype"], "forward", float("inf")))
     return red
 
