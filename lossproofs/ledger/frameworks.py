@@ -133,12 +133,10 @@ def _small_logit_label_gradient(case: Case, direction: str):
 
 
 def _spacing(v: np.ndarray, dtype: str) -> np.ndarray:
-    """The ulp of |v| in ``dtype`` (any of the four, bfloat16 included): 2^(e − 1)·ε for
-    |v| = m·2^e, m ∈ [1/2, 1), never below the smallest subnormal."""
-    from lossproofs.dtypes import smallest_subnormal
+    """The ulp of |v| in ``dtype`` (bfloat16 included)."""
+    from lossproofs.oracle.ulps import ulp_size  # late: the oracle is heavy to import
 
-    _, e = np.frexp(np.abs(np.asarray(v, dtype=np.float64)))
-    return np.maximum(np.ldexp(eps(dtype), e - 1), smallest_subnormal(dtype))
+    return ulp_size(np.asarray(v, dtype=np.float64), dtype)
 
 
 def _optax_label_logit_after_logsumexp(case: Case, direction: str):
