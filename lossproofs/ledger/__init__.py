@@ -205,15 +205,15 @@ class SetAside:
 
 
 def set_aside(target, case: Case, direction: str, shape: tuple[int, ...],
-              input_gradient_only: bool = False) -> SetAside:
+              check: str | None = None) -> SetAside:
     """The elements of ``case``'s ``direction`` result (of ``shape``) that a divergence of
-    ``target``'s families affects. Properties compare every other element. With
-    ``input_gradient_only`` (a check of the input's gradient alone) the entries about the
-    target's gradient (``wrt_target``) are left out."""
+    ``target``'s families affects. Properties compare every other element. With ``check``
+    (e.g. ``"accuracy"``, whose properties measure ulps above a fair floor that already allows
+    for the cancellations the ordinary entries describe) only entries of that check count."""
     found = SetAside()
     for entry in LEDGER:
         if entry.affected is None or not entry.applies_to(target) or (
-                input_gradient_only and entry.wrt_target):
+                check is not None and entry.check != check):
             continue
         hit = entry.affected(case, direction)
         if hit is False or hit is None:

@@ -80,7 +80,7 @@ def _make_property(function: str):
             err = error_model.floored_ulps(result[i], exact[i], floors[i], problem.dtype)
             # what a ledger entry of the target's families explains is set aside, named
             aside = ledger.set_aside(impl, problem, direction, np.shape(err),
-                                     input_gradient_only=True)
+                                     check="accuracy")
             if aside:
                 event(f"set aside ({direction}): {aside.names}")
                 err = np.zeros(0) if aside.whole else np.where(aside.mask, 0.0, err)
