@@ -221,9 +221,7 @@ def _known_departures(report: dict[str, Any]) -> list[str]:
     families = set((report.get("target") or {}).get("families", ()))
     # a framework's own forward and gradient entries explain its rows too (e.g. a declared
     # clamp convention on the near-0/1 stratum); torch's are in the README's ledger table
-    entries = [d for d in ledger.LEDGER if d.families & families and (
-        d.check == "accuracy" or (d.check in ("forward", "gradient")
-                                  and not d.families & ledger.TORCH_FAMILIES))]
+    entries = [d for d in ledger.LEDGER if d.families & families and ledger.explains_accuracy(d)]
     if not entries:
         return []
     return ["", "## Known departures of this target's family (the ledger)", "",

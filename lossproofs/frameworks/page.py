@@ -168,9 +168,7 @@ def explanations(family: str, function: str, direction: str) -> list[str]:
 
     return [d.name for d in ledger.LEDGER
             if family in d.families and function in (d.function, *d.also_functions)
-            and d.direction == direction
-            and (d.check == "accuracy" or (d.check in ("forward", "gradient")
-                                           and not d.families & ledger.TORCH_FAMILIES))]
+            and d.direction == direction and ledger.explains_accuracy(d)]
 
 
 def _red_cells(family: str, name: str, accuracy: dict | None) -> list[str]:

@@ -167,6 +167,25 @@ def _optax_label_logit_after_logsumexp(case: Case, direction: str):
     return half_ulps > bound * ulp(loss)
 
 
+def _tf_half_logsumexp_non_last_axis(case: Case, direction: str):
+    """A float16 logsumexp over axes that exclude the last one: TensorFlow adds Σ exp(x − m)
+    term by term in float16, a relative error in Σ (so an absolute one in the result) of up to
+    (n − 1)·2⁻¹¹ for n terms; the output elements where that exceeds the bound."""
+    if direction != "forward" or case.function != "logsumexp" or case.dtype != "float16":
+        return False
+    from lossproofs import reference
+
+    (x,), params = case.reference_args()
+    dim = params["dim"]
+    dims = tuple(d % x.ndim for d in (dim if isinstance(dim, tuple) else (dim,))) if x.ndim else ()
+    if not dims or x.ndim - 1 in dims:
+        return False
+    n = int(np.prod([x.shape[d] for d in dims]))
+    lse = np.abs(reference.logsumexp(x, dim, keepdim=params.get("keepdim", False)))
+    tol = tolerance("float16", "forward")
+    return (n - 1) * 2.0**-11 > tol.atol * np.maximum(1.0, lse) + tol.rtol * lse
+
+
 def _jax_logaddexp_jvp(case: Case, direction: str):
     """The BCE-with-logits input-gradient elements where optax's error, up to ulp(|x|) + ε/2
     relative to each of its two terms y·σ(−x) and (1 − y)·σ(x), can exceed the accuracy bound
@@ -238,15 +257,21 @@ def _tinygrad_single_row_zero_weight_mean(case: Case, direction: str):
 
 def _bce_log_one_minus_p(case: Case, direction: str):
     """log(1 − p) with 1 − p rounded first: an absolute error of up to (1 − y)·ε/2 in the loss,
-    beyond the bound k·ε·|ℓ| (k = 16 for float64 and float32, 4 for the half types) where
-    (1 − y) > k·|ℓ| (with a factor 2 to spare); for a reduced result, summed."""
+    beyond the bound k·ε·|ℓ| where (1 − y) > k·|ℓ| (with a factor 2 to spare); k is the
+    smaller of the tolerance table's (16 for float64 and float32, 4 for the half types) and the
+    accuracy bound in ulps; for a reduced result, summed."""
     if direction != "forward" or case.function != "binary_cross_entropy":
         return False
     (p, y), params = case.reference_args()
     with np.errstate(divide="ignore", invalid="ignore"):
         loss = np.abs(np.where(y > 0, -y * np.log(p), 0.0)
                       + np.where(y < 1, -(1 - y) * np.log1p(-p), 0.0))
-    k = tolerance(case.dtype, "forward").rtol / eps(case.dtype)
+    # the ordinary checks' bound, or the accuracy bound in ulps where that is tighter (the
+    # accuracy properties set this entry's elements aside too)
+    from lossproofs.tolerances import ulp_bound
+
+    k = min(tolerance(case.dtype, "forward").rtol / eps(case.dtype),
+            ulp_bound("binary_cross_entropy", case.dtype, "forward"))
     if params.get("reduction", "mean") in ("sum", "mean"):
         return bool(np.sum(1 - y) > k * np.sum(loss))
     return (1 - y) > k * loss
@@ -429,6 +454,20 @@ ENTRIES: tuple[Divergence, ...] = (
         "tf.nn.weighted_cross_entropy_with_logits and tinygrad broadcast a (2, 2) pos_weight "
         "with a (2,) input to a (2, 2) loss without an error",
         ((BCEWL, "BCE-with-logits pos_weight larger than the input"),), also=(TINYGRAD,)),
+    Divergence(
+        "tf.reduce_logsumexp in float16 sums a non-last axis sequentially in float16",
+        "logsumexp", "forward",
+        Case("logsumexp", (np.zeros((4096, 2)),), {"dim": 0, "keepdim": False}, "float16"),
+        "tf.reduce_logsumexp of a float16 input over an axis that is not the last adds "
+        "exp(x − m) term by term in a float16 accumulator: once the running sum reaches 2048 a "
+        "term of 1 is below half its ulp and is dropped, so 4096 zeros give log 2048 = 7.62 "
+        "where the answer is log 4096 = 8.32; on the size tier's 32768 uniform logits in "
+        "[−10, 10] the result is 17.22 where it is 17.43 (tf.reduce_sum of the exponentials "
+        "equals a sequential float16 sum exactly); over the last axis the same values are right "
+        "(found by this suite's size tier, TensorFlow 2.21 CPU; no upstream issue found)",
+        families=frozenset({TENSORFLOW}), affected=_tf_half_logsumexp_non_last_axis,
+        near_miss=Case("logsumexp", (np.zeros((2, 4096)),), {"dim": 1, "keepdim": False},
+                       "float16")),
     # -- tinygrad -------------------------------------------------------------------------------
     Divergence(
         "tinygrad logsumexp is NaN on a row that is all −inf or holds +inf", "logsumexp",
@@ -483,7 +522,7 @@ ENTRIES: tuple[Divergence, ...] = (
         "comes back 4.6e-12 relative off in float64 (0.14 % in float32; in float16 a p of 1e-4 "
         "gives −0.0); torch and the reference use log1p(−p)",
         families=frozenset({TENSORFLOW, TINYGRAD}), affected=_bce_log_one_minus_p,
-        near_miss=Case("binary_cross_entropy", (np.array([0.5, 0.3]), np.array([0.0, 0.0])),
+        near_miss=Case("binary_cross_entropy", (np.array([0.9, 0.8]), np.array([0.0, 0.0])),
                        {"reduction": "none"})),
     Divergence(
         "tinygrad logsumexp over a tuple of dims without keepdim raises TypeError",
