@@ -87,6 +87,11 @@ def _summary(values: list[np.ndarray]) -> dict[str, Any]:
             "max_finite": float(finite.max()) if finite.size else None}
 
 
+def _empty_collection() -> dict[str, Any]:
+    """One implementation's errors per direction, raw and fair (counts are added as met)."""
+    return {"forward": [], "gradient": [], "forward_fair": [], "gradient_fair": []}
+
+
 def run_report(per_stratum: int, max_classes: int, max_batch: int, seed: int,
                functions=FUNCTIONS, dtypes=extreme.DTYPES, progress=print,
                target: Target | None = None) -> dict[str, Any]:
@@ -118,8 +123,7 @@ def run_report(per_stratum: int, max_classes: int, max_batch: int, seed: int,
                             target.excluded_arguments(function, p.params):
                         # outside the target's declared capabilities: not run (as in the
                         # accuracy properties), counted in the row
-                        collected.setdefault(name, {"forward": [], "gradient": [],
-                                                    "forward_fair": [], "gradient_fair": []})
+                        collected.setdefault(name, _empty_collection())
                         collected[name]["not_provided"] = collected[name].get(
                             "not_provided", 0) + 1
                         continue
@@ -130,17 +134,15 @@ def run_report(per_stratum: int, max_classes: int, max_batch: int, seed: int,
                             raise  # torch and the references must not
                         # counted and named in the row, not measured: a crash on one problem
                         # must not hide the others (a ledger entry should explain it)
-                        c = collected.setdefault(name, {"forward": [], "gradient": [],
-                                                        "forward_fair": [], "gradient_fair": []})
+                        c = collected.setdefault(name, _empty_collection())
                         c["raised"] = c.get("raised", 0) + 1
-                        c.setdefault("raised_example", f"{type(e).__name__}: "
-                                     f"{str(e).splitlines()[0][:160] if str(e) else ''}"
-                                     f" ({extreme.stratum_of(p)})")
+                        first_line = (str(e).splitlines() or [""])[0][:160]
+                        c.setdefault("raised_example", f"{type(e).__name__}: {first_line} "
+                                     f"({extreme.stratum_of(p)})")
                         continue
                     if result is None:
                         continue
-                    c = collected.setdefault(name, {"forward": [], "gradient": [],
-                                                    "forward_fair": [], "gradient_fair": []})
+                    c = collected.setdefault(name, _empty_collection())
                     overflow = intermediate_overflow(p)
                     c.setdefault("overflow", 0)
                     c.setdefault("problems", 0)

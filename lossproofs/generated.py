@@ -4,6 +4,9 @@ test, so the rest of the file stays prose a person edits."""
 
 from __future__ import annotations
 
+import argparse
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -16,3 +19,18 @@ def replace_between(path: Path, start: str, end: str, body: str) -> None:
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
     path.write_text(f"{head}{start}\n{body}{end}{tail}", encoding="utf-8")
+
+
+def section_command(argv: list[str] | None, prog: str, description: str, start: str, end: str,
+                    render: Callable[[], str]) -> int:
+    """``prog [--update FILE]``: print the generated section, or rewrite it in FILE between
+    ``start`` and ``end``."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--update", type=Path, metavar="FILE",
+                        help=f"rewrite FILE between the {start} … {end} markers")
+    args = parser.parse_args(argv)
+    if args.update:
+        replace_between(args.update, start, end, render())
+    else:
+        sys.stdout.write(render())
+    return 0

@@ -12,14 +12,12 @@ installed. Without ``--update`` the generated part is printed.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from lossproofs.cases import DTYPES
-from lossproofs.generated import replace_between
+from lossproofs.generated import section_command
 from lossproofs.registry import FUNCTION_NAMES
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -223,21 +221,9 @@ def render(root: Path = REPOSITORY) -> str:
     return "\n".join(lines) + "\n"
 
 
-def update(path: Path, root: Path = REPOSITORY) -> None:
-    replace_between(path, START, END, render(root))
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lossproofs.frameworks.page",
-                                     description=__doc__)
-    parser.add_argument("--update", type=Path, metavar="FILE",
-                        help="rewrite FILE between the frameworks markers")
-    args = parser.parse_args(argv)
-    if args.update:
-        update(args.update)
-    else:
-        sys.stdout.write(render())
-    return 0
+    return section_command(argv, "python -m lossproofs.frameworks.page", __doc__, START, END,
+                           render)
 
 
 if __name__ == "__main__":

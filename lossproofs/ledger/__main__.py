@@ -3,30 +3,15 @@ in place between the ``<!-- ledger:start -->`` and ``<!-- ledger:end -->`` marke
 
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
-
-from lossproofs.generated import replace_between
+from lossproofs.generated import section_command
 from lossproofs.ledger import markdown_table
 
 START, END = "<!-- ledger:start -->", "<!-- ledger:end -->"
 
 
-def update(path: Path) -> None:
-    replace_between(path, START, END, markdown_table())
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lossproofs.ledger", description=__doc__)
-    parser.add_argument("--update", type=Path, metavar="FILE",
-                        help="rewrite the table in FILE between the ledger markers")
-    args = parser.parse_args(argv)
-    if args.update:
-        update(args.update)
-    else:
-        sys.stdout.write(markdown_table())
-    return 0
+    return section_command(argv, "python -m lossproofs.ledger", __doc__, START, END,
+                           markdown_table)
 
 
 if __name__ == "__main__":

@@ -61,20 +61,13 @@ _ROW_MAX_FUNCTIONS = ("softmax", "log_softmax", "logsumexp", "cross_entropy")
 def _tinygrad_exp_large_argument(case: Case, direction: str):
     """BCE-with-logits input-gradient elements whose smaller sigmoid term, an exponential of
     −|x|, carries tinygrad's exp error (relative up to ~0.75·|x|·ε, counted here as |x|·ε)
-    beyond the accuracy bound in ulps of the exact gradient σ(x) − y."""
-    if direction != "gradient" or case.function != "binary_cross_entropy_with_logits":
-        return False
-    from lossproofs.oracle.ulps import ulp_size  # late: the oracle is heavy to import
-    from lossproofs.tolerances import eps, ulp_bound
+    beyond the accuracy bound."""
+    from lossproofs.ledger.frameworks import bce_logits_gradient_beyond_accuracy  # (a cycle)
+    from lossproofs.tolerances import eps
 
-    (x, y), _ = case.reference_args()
-    with np.errstate(over="ignore"):
-        sig, sig_neg = 1.0 / (1.0 + np.exp(-x)), 1.0 / (1.0 + np.exp(x))
-    small = np.minimum(sig, sig_neg) * (np.abs(y) + np.abs(1.0 - y))
-    terms = np.abs(y) * sig_neg + np.abs(1.0 - y) * sig
-    error = eps(case.dtype) * (np.abs(x) * small + terms / 2)
-    bound = ulp_bound("binary_cross_entropy_with_logits", case.dtype, "gradient")
-    return error > bound * ulp_size(sig - y, case.dtype)
+    return bce_logits_gradient_beyond_accuracy(
+        case, direction,
+        lambda x, small, terms: eps(case.dtype) * (np.abs(x) * small + terms / 2))
 
 
 # One float32 row of C = 512 logits, 0 and 511 × −17.5: e^−17.5 = 2.5e-8 is below half an ulp

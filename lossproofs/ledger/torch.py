@@ -60,26 +60,39 @@ def _bce_weights(case: Case, y: np.ndarray, key: str) -> np.ndarray:
     return np.ones_like(y) if v is None else np.broadcast_to(v, y.shape)
 
 
+def _bce_log_weight(case: Case, y: np.ndarray) -> np.ndarray:
+    """lw = 1 + (pw − 1)·y, the weight of −log σ(x) in torch's BCE-with-logits."""
+    pw = case.reference_args()[1].get("pos_weight")
+    return 1.0 + (np.ones_like(y) if pw is None else np.broadcast_to(pw, y.shape) - 1.0) * y
+
+
+def _exceeds_forward_bound(case: Case, rounding: np.ndarray, loss: np.ndarray,
+                           floor: float):
+    """Where ``rounding`` exceeds the forward bound at max(``floor``, |loss|) per element, or,
+    for ``sum`` and ``mean``, the summed rounding at the summed |loss| (both ÷N for a mean)."""
+    tol = tolerance(case.dtype, "forward")
+    loss = np.abs(loss)
+    reduction = case.params.get("reduction")
+    if reduction in ("sum", "mean"):
+        denominator = max(loss.size, 1) if reduction == "mean" else 1
+        rounding, loss = np.sum(rounding) / denominator, np.sum(loss) / denominator
+        return bool(rounding > tol.atol * max(1.0, loss) + tol.rtol * loss)
+    return rounding > tol.atol * np.maximum(floor, loss) + tol.rtol * loss
+
+
 def _bce_logits_cancellation(case: Case, direction: str):
     """torch evaluates (1 − y)·x − lw·log σ(x), whose two terms nearly cancel when the logit
     agrees with the target: half an ulp of each term can exceed the table's bound. The
     elements (or, reduced, the scalar) where that rounding exceeds the bound."""
     if direction != "forward" or case.function != "binary_cross_entropy_with_logits":
         return False
-    (x, y), params = case.reference_args()
-    pw = params.get("pos_weight")
-    lw = 1.0 + (np.ones_like(y) if pw is None else np.broadcast_to(pw, y.shape) - 1.0) * y
+    (x, y), _ = case.reference_args()
+    lw = _bce_log_weight(case, y)
     w = np.abs(_bce_weights(case, y, "weight"))
     log_sig = np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))  # log σ(x)
     terms = w * (np.abs((1 - y) * x) + np.abs(lw * log_sig))
     loss = w * ((1 - y) * x - lw * log_sig)
-    tol = tolerance(case.dtype, "forward")
-    if params.get("reduction") in ("sum", "mean"):
-        denominator = max(loss.size, 1) if params["reduction"] == "mean" else 1
-        terms, loss = np.sum(terms) / denominator, np.sum(np.abs(loss)) / denominator
-        return bool(0.5 * eps(case.dtype) * terms > tol.atol * max(1.0, loss) + tol.rtol * loss)
-    return 0.5 * eps(case.dtype) * terms > tol.atol * np.maximum(1.0, np.abs(loss)) + (
-        tol.rtol * np.abs(loss))
+    return _exceeds_forward_bound(case, 0.5 * eps(case.dtype) * terms, loss, 1.0)
 
 
 def bce_logits_gradient_cancels(case: Case, ulps_per_term: float, sigmoid_floor: float):
@@ -117,20 +130,12 @@ def _bce_logits_half_weighted_underflow(case: Case, direction: str):
     if not (direction == "forward" and case.function == "binary_cross_entropy_with_logits"
             and case.dtype == "float16" and case.params.get("weight") is not None):
         return False
-    (x, y), params = case.reference_args()
-    pw = params.get("pos_weight")
-    lw = 1.0 + (np.ones_like(y) if pw is None else np.broadcast_to(pw, y.shape) - 1.0) * y
+    (x, y), _ = case.reference_args()
     w = np.abs(_bce_weights(case, y, "weight"))
     softplus_neg = np.maximum(-x, 0) + np.log1p(np.exp(-np.abs(x)))  # −log σ(x)
-    unweighted = np.abs((1 - y) * x + lw * softplus_neg)
+    unweighted = np.abs((1 - y) * x + _bce_log_weight(case, y) * softplus_neg)
     rounding = np.where(unweighted < tiny("float16"), w * smallest_subnormal("float16"), 0.0)
-    loss = w * unweighted
-    tol = tolerance("float16", "forward")
-    if params.get("reduction") in ("sum", "mean"):
-        denominator = max(loss.size, 1) if params["reduction"] == "mean" else 1
-        rounding, loss = np.sum(rounding) / denominator, np.sum(loss) / denominator
-        return bool(rounding > tol.atol * max(1.0, loss) + tol.rtol * loss)
-    return rounding > tol.atol * np.maximum(tiny("float16"), loss) + tol.rtol * loss
+    return _exceeds_forward_bound(case, rounding, w * unweighted, tiny("float16"))
 
 
 def _bce_logits_gradient_cancellation(case: Case, direction: str):

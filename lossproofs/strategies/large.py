@@ -67,8 +67,7 @@ def seeded_array(shape, seed: int, kind: str, lo: float = 0.0, hi: float = 1.0,
     ``kind``: ``uniform`` (float64 in ``[lo, hi]``), ``log-uniform`` (``2**u`` with ``u`` uniform
     in ``[log2 lo, log2 hi]``), ``targets`` (int64 classes in ``[0, classes)``, a quarter of
     them ``ignore_index``, the first kept and the second ignored; none with ``ignored=False``),
-    ``soft`` (rows along dim 1
-    (dim 0 for 1-d) that are probability distributions).
+    ``soft`` (rows along dim 1 (dim 0 for 1-d) that are probability distributions).
     """
     rng = np.random.default_rng(seed)
     shape = tuple(shape)
@@ -186,6 +185,7 @@ def _index_case(draw, function: str, stratum: str, dtype: str, ignored: bool) ->
     lo, hi, spread = _logit_range(draw)
     x = b.array("input", shape, "uniform", lo=lo, hi=hi)
     tshape = (shape[0], *shape[2:])
+    # ``ignored`` is named only when False, so the default's reproduction line is unchanged
     t = b.array("target", tshape, "targets", classes=c, ignore_index=DEFAULT_IGNORE_INDEX,
                 **({} if ignored else {"ignored": False}))
     rows = int(np.prod(tshape))
