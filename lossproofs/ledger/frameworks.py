@@ -215,8 +215,8 @@ def _jax_logaddexp_jvp(case: Case, direction: str):
 
 
 def _xla_subnormal_probability(case: Case, direction: str):
-    """softmax gradient elements whose probability is subnormal in the dtype (XLA on the CPU
-    flushes it to 0, and with it p·(g − Σ p·g))."""
+    """softmax gradient elements whose probability is subnormal in the dtype (XLA, and
+    TensorFlow, on the CPU flush it to 0, and with it p·(g − Σ p·g))."""
     if direction != "gradient" or case.function != "softmax":
         return False
     from lossproofs import reference
@@ -394,7 +394,7 @@ ENTRIES: tuple[Divergence, ...] = (
         near_miss=Case(BCEWL, (np.array([0.5]), np.array([0.0])), {"reduction": "none"},
                        grad_output=np.array([1.0]))),
     Divergence(
-        "jax.nn.softmax's gradient is lost where a probability is subnormal", "softmax",
+        "softmax's gradient is lost where a probability is subnormal (flushed)", "softmax",
         "accuracy",
         Case("softmax", (np.array([[709.0, 0.0]]),), {"dim": 1},
              grad_output=np.array([[0.7, -1.3]])),
@@ -402,9 +402,10 @@ ENTRIES: tuple[Divergence, ...] = (
         "and so is 1e-308·1.0), so softmax([709, 0]) = [1, 0] where the second probability is "
         "e^−709 = 1.2e-308, and the gradient p·(g − Σ p·g) of that class, −2.43e-308 (a normal "
         "number) here, comes back −0.0; at logits [700, 0] the probability is normal and the "
-        "gradient right. jax#40386 reports a related loss of the other component at 37.4 "
+        "gradient right. TensorFlow on the CPU flushes likewise and gives the same zeros for "
+        "tf.nn.softmax. jax#40386 reports a related loss of the other component at 37.4 "
         "(found by this suite's accuracy property, JAX 0.10.2 CPU)", JAX_40386,
-        frozenset({JAX}), direction="gradient", affected=_xla_subnormal_probability,
+        frozenset({JAX, TENSORFLOW}), direction="gradient", affected=_xla_subnormal_probability,
         near_miss=Case("softmax", (np.array([[700.0, 0.0]]),), {"dim": 1},
                        grad_output=np.array([[0.7, -1.3]]))),
     _silently_accepts(
