@@ -53,6 +53,14 @@ def _cell_text(c: Cell | None) -> str:
             f"{_num(c.forward_of_bound)} / {_num(c.gradient_of_bound)}")
 
 
+def _reason(status: str, detail: str) -> str:
+    """``detail`` without a leading ``"<status>: "``: the declared-capability reasons
+    (``Target.excluded``, ``Target.excluded_arguments``) already start with it, and a rendered
+    row must not say ``not provided: not provided: weight``."""
+    prefix = f"{status}: "
+    return detail[len(prefix):] if detail.startswith(prefix) else detail
+
+
 def _error_status(e: dict[str, Any]) -> str:
     """An error case's status, saying when bad input was silently accepted, with the reason
     of a case not run or known to fail (the ledger entry that covers it)."""
@@ -60,7 +68,7 @@ def _error_status(e: dict[str, Any]) -> str:
     accepted = "accepted the input" in detail or "without an error" in detail
     if e["status"] in ("unsupported", "not provided", "known", "fixed upstream?"):
         what = "known: silently accepted" if e["status"] == "known" and accepted else e["status"]
-        return f"{what}: {detail}"
+        return f"{what}: {_reason(e['status'], detail)}"
     return "silently accepted (no error)" if accepted else e["status"]
 
 
@@ -124,8 +132,8 @@ def to_markdown(payload: dict[str, Any], report: Report) -> str:
                       "| function | family | why |", "|---|---|---|", *rows, ""]
     lines += ["## Special values", "", "| function | case | status | why |", "|---|---|---|---|"]
     lines += [f"| {e['function']} | {e['case']} | {e['status']} | {e['why']}"
-              + (f" ({e['detail']})" if e["status"] in ("known", "fixed upstream?",
-                                                          "not provided", "convention")
+              + (f" ({_reason(e['status'], e['detail'])})"
+                 if e["status"] in ("known", "fixed upstream?", "not provided", "convention")
                  else "") + " |"
               for e in report.special_values]
     lines += ["", "## Errors (bad input must raise)", "",
@@ -136,7 +144,7 @@ def to_markdown(payload: dict[str, Any], report: Report) -> str:
         lines += ["", "## Where torch diverges: this target must get the mathematics", "",
                   "| kind | function | case | status | detail |", "|---|---|---|---|---|"]
         lines += [f"| {e['kind']} | {e['function']} | {e['case']} | {e['status']} | "
-                  f"{e['detail'][:200]} |" for e in report.ledger_checks]
+                  f"{_reason(e['status'], e['detail'])[:200]} |" for e in report.ledger_checks]
     lines += ["", "## Known failures", "",
               "Where this target's family is known to differ from the mathematics or to fail "
               "(the ledger): "

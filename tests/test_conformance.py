@@ -150,3 +150,21 @@ def test_case_tags_are_families_of_the_matrix():
     case = Case("nll_loss", (np.zeros((2, 3)), np.array([0, 1])), {"reduction": "sum"},
                 tags=frozenset({"reduction", "weight"}))
     assert set(case.tags) <= set(conformance_run.FAMILIES)
+
+
+def test_declared_not_provided_reasons_are_not_prefixed_twice():
+    """A target that declares ``weight`` not provided: the error cases that pass a weight are
+    reported as ``not provided: weight (why)``, never ``not provided: not provided: ...``."""
+    from lossproofs.conformance_render import to_json, to_markdown
+    from lossproofs.targets import Target
+
+    torch_target = get_target("torch")
+    impl = Target("declares", {"cross_entropy": torch_target.functions["cross_entropy"]},
+                  torch_target.families,
+                  not_provided={"cross_entropy": {"weight": "no class weights here"}})
+    report = conformance_run.build(impl, ("cross_entropy",), ("float64",), n=3)
+    markdown = to_markdown(to_json(report, quick=True), report)
+    assert "not provided: weight (no class weights here)" in markdown
+    assert "not provided: not provided" not in markdown
+    assert not [line for line in markdown.splitlines()
+                if line.count("not provided") > 1 and "| weight |" not in line]
