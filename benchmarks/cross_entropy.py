@@ -40,6 +40,7 @@ from benchmarks._variants import (
     BenchmarkCase,
     point,
 )
+from lossproofs.cli import description
 from lossproofs.environment import claim_output, default_output_dir, write_json
 
 SCHEMA = "lossproofs.benchmarks.cross_entropy/2"
@@ -210,9 +211,8 @@ def compare(a_path: Path, b_path: Path, out: Path | None, overwrite: bool) -> di
     return rep
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.cross_entropy",
-                                description=__doc__.split("\n\n")[0])
+def _parser(prog: str = "python -m benchmarks.cross_entropy") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=description(__doc__, paragraphs=1))
     driver.add_common_arguments(p, "smoke run for CI (< 60 s); its intervals are indicative")
     p.add_argument("--reproducibility", action="store_true",
                    help="run the grid twice (--out and --out/rerun) and report how the two "
@@ -222,10 +222,11 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The command line (``--help``); returns the exit status (0 ok, 2 usage or refused
-    overwrite, 3 contended under ``--strict``, 130 interrupted)."""
-    args = _parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m benchmarks.cross_entropy") -> int:
+    """The command line (``--help``; ``prog`` names the command in usage lines, ``lossproofs
+    bench cross-entropy`` when run from there); returns the exit status (0 ok, 2 usage or
+    refused overwrite, 3 contended under ``--strict``, 130 interrupted)."""
+    args = _parser(prog).parse_args(argv)
     if args.render is not None:
         if not args.render.is_file():
             print(f"error: --render {str(args.render)!r}: no such file", file=sys.stderr)

@@ -46,6 +46,7 @@ from benchmarks._linear_variants import (
     point,
 )
 from benchmarks._measure import MeasureConfig, Suite
+from lossproofs.cli import description
 from lossproofs.environment import default_output_dir
 
 SCHEMA = "lossproofs.benchmarks.linear_cross_entropy/2"
@@ -152,11 +153,13 @@ def run(device: str, quick: bool, out: Path, config: MeasureConfig, compile_enab
         progress=progress, desc=f"linear_cross_entropy {device}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The command line (``--help``); returns the exit status (0 ok, 2 usage or refused
-    overwrite, 3 contended under ``--strict``, 130 interrupted)."""
-    p = argparse.ArgumentParser(prog="python -m benchmarks.linear_cross_entropy",
-                                description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None,
+         prog: str = "python -m benchmarks.linear_cross_entropy") -> int:
+    """The command line (``--help``; ``prog`` names the command in usage lines, ``lossproofs
+    bench linear-cross-entropy`` when run from there); returns the exit status (0 ok, 2 usage
+    or refused overwrite, 3 contended under ``--strict``, 130 interrupted)."""
+    p = argparse.ArgumentParser(prog=prog, description=description(__doc__, paragraphs=1),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     driver.add_common_arguments(p, "smoke run (< 60 s); its intervals are indicative")
     args = p.parse_args(argv)
     if args.render is not None:

@@ -362,9 +362,10 @@ def _positive(name: str, kind: type = int) -> Callable[[str], Any]:
     return parse
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m benchmarks.training_equivalence"
+                 ) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.training_equivalence",
+        prog=prog,
         description="Train the seed's MNIST MLP in lockstep with CrossEntropyLoss, "
                     "LogSoftmax+NLLLoss and naive log(softmax); compare them step by step.")
     parser.add_argument("--quick", action="store_true",
@@ -429,8 +430,9 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None,
+         prog: str = "python -m benchmarks.training_equivalence") -> int:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         print(f"error: --device cuda requested but no CUDA device is available "

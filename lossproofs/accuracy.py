@@ -305,8 +305,11 @@ def _target(spec: str) -> Target:
         raise argparse.ArgumentTypeError(f"{spec}: {e}") from e
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lossproofs accuracy", description=__doc__)
+def main(argv: list[str] | None = None, prog: str = "python -m lossproofs accuracy") -> int:
+    from lossproofs.cli import TARGET_OPTION_HELP, description
+
+    parser = argparse.ArgumentParser(prog=prog, description=description(__doc__),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
                         help="few problems per stratum, C ≤ 1e4, batches ≤ 512 (< 1 minute)")
     parser.add_argument("--out", type=Path, default=None,
@@ -319,8 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtypes", nargs="*", default=list(extreme.DTYPES),
                         choices=extreme.DTYPES)
     parser.add_argument("--target", default="torch", type=_target,
-                        help="the implementation measured in torch's place: torch (default), "
-                             "nn, compile, cuda or module:package.module")
+                        help="the implementation measured in torch's place; "
+                             + TARGET_OPTION_HELP)
     args = parser.parse_args(argv)
     per = args.per_stratum if args.per_stratum is not None else (2 if args.quick else 12)
     if per < 1:

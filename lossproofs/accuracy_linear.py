@@ -77,9 +77,12 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lossproofs accuracy-linear",
-                                description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None,
+         prog: str = "python -m lossproofs accuracy-linear") -> int:
+    from lossproofs.cli import description
+
+    p = argparse.ArgumentParser(prog=prog, description=description(__doc__),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=None,
                    help="output directory (default results/accuracy-linear/<stamp>-cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace existing results")

@@ -17,9 +17,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import re
+import shutil
 import sys
+import textwrap
 
-# name -> (module whose main(argv) runs it, one-line help)
+# name -> (module whose main(argv, prog=...) runs it, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("lossproofs.conformance", "conformance matrix for one implementation under test"),
     "accuracy": ("lossproofs.accuracy", "ULP accuracy against the exact mpmath oracle"),
@@ -35,17 +39,115 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "linear-cross-entropy": ("benchmarks.linear_cross_entropy",
                              "F.linear_cross_entropy (LM head + loss) against the unfused form"),
 }
-TEST_HELP = """\
-Run the conformance suite against an implementation and exit with pytest's status.
+
+# The built-in targets, written out rather than read from lossproofs.targets (which imports
+# torch: about a second) so that `lossproofs test --help` answers at once. tests/test_cli.py
+# checks that the names are exactly lossproofs.targets.BUILTIN_TARGETS' keys.
+BUILTIN_TARGET_HELP: dict[str, str] = {
+    "torch": "torch.nn.functional on the CPU (the default)",
+    "nn": "the torch.nn modules (nn.CrossEntropyLoss()(x, t), ...) on the CPU",
+    "compile": "torch.compile of each torch.nn.functional loss (inductor) on the CPU",
+    "cuda": "torch.nn.functional on the first CUDA device",
+    "chunked": "torch's chunked F.linear_cross_entropy (linear_cross_entropy only)",
+    "jax": "JAX's own losses and autodiff (pip install 'lossproofs[jax]')",
+    "tensorflow": "TensorFlow's own losses and autodiff (pip install 'lossproofs[tensorflow]')",
+    "tinygrad": "tinygrad's own losses and autodiff (pip install 'lossproofs[tinygrad]')",
+}
+TARGET_FORM_HELP: dict[str, str] = {
+    "chunked:<acc_policy>,<chunking_method>,<batch_chunk_size>[,<acc_dtype>]":
+        "one configuration of the chunked path, none for an unset field "
+        "(e.g. chunked:compact,none,1)",
+    "module:package.module":
+        "your own module, with torch.nn.functional's function names and signatures",
+    "module:path/to/file.py": "the same, from a Python file",
+}
+TARGET_OPTION_HELP = (", ".join(BUILTIN_TARGET_HELP) + ", chunked:POLICY,METHOD,SIZE[,DTYPE], "
+                      + ", ".join(list(TARGET_FORM_HELP)[1:])
+                      + " (default torch; lossproofs test --help says what each is)")
+"""``--target``'s help in every command that takes one."""
+# The hypothesis profiles registered by lossproofs/suite/plugin.py (tests/test_cli.py checks
+# the names and example counts against it).
+PROFILE_HELP: dict[str, str] = {
+    "dev": "25 examples per property (the default)",
+    "ci": "100 examples, derandomized, no example database (chosen when CI is set)",
+    "thorough": "2000 examples per property",
+    "teeth": "100 examples, derandomized, no shrinking (the broken-implementation runs)",
+}
+
+
+def _listing(entries: dict[str, str], width: int = 14) -> str:
+    """``  name   description`` lines (wrapped at 92 columns); a name too long for the column
+    gets a line of its own."""
+    lines = []
+    for name, text in entries.items():
+        wrapped = textwrap.wrap(text, 90 - width)
+        lines += ([f"  {name:<{width}}{wrapped[0]}"] if len(name) < width
+                  else [f"  {name}", f"  {'':<{width}}{wrapped[0]}"])
+        lines += [f"  {'':<{width}}{more}" for more in wrapped[1:]]
+    return "\n".join(lines)
+
+
+TEST_HELP = f"""\
+usage: lossproofs test [--target T] [--json PATH] [pytest arguments ...]
+
+Run the conformance suite (teeth included) against an implementation and exit with pytest's
+status.
 
   lossproofs test                                   # torch.nn.functional on the CPU
   lossproofs test --target module:my_pkg.my_losses  # your own kernels
   lossproofs test --target nn -k cross_entropy -x   # any pytest arguments pass through
+  lossproofs test -n auto                           # in parallel (pytest-xdist)
 
-Targets: torch (default), nn, compile, cuda, or module:package.module (see the README's
-"Testing your own implementation"). The hypothesis profile comes from LOSSPROOFS_PROFILE
-(dev, ci, thorough); CI=true selects ci.
+Options:
+  --target T     the implementation under test (default torch, or LOSSPROOFS_TARGET); below
+  --json PATH    also write the closing summary (function × property → pass / fail / not
+                 provided / not run) as JSON
+  anything else  goes to pytest (-k, -x, -n auto, --hypothesis-seed, ...)
+
+Targets (see the README's "Testing your own implementation"):
+{_listing(BUILTIN_TARGET_HELP)}
+{_listing(TARGET_FORM_HELP)}
+
+Hypothesis profiles (LOSSPROOFS_PROFILE=NAME; CI=true selects ci):
+{_listing(PROFILE_HELP)}
 """
+
+_ROLE = re.compile(r":(?:py:)?(?:mod|func|class|data|meth|attr|obj|exc|const|ref|doc):`([^`]+)`")
+
+
+def _role_text(match: re.Match[str]) -> str:
+    text = match.group(1)
+    if (titled := re.fullmatch(r"(.+?)\s*<[^>]+>", text, re.S)) is not None:
+        return titled.group(1)  # :func:`title <target>`
+    return text.rsplit(".", 1)[-1] if text.startswith("~") else text
+
+
+def plain(text: str) -> str:
+    """Docstring text for a terminal: reST roles (``:mod:`x```) and ``literals`` without their
+    markup, a literal-block ``::`` as a colon."""
+    text = _ROLE.sub(_role_text, text)
+    text = text.replace("``", "")
+    return re.sub(r"::$", ":", text, flags=re.M)
+
+
+def description(doc: str | None, paragraphs: int | None = None) -> str:
+    """A docstring as an argparse description (use ``argparse.RawDescriptionHelpFormatter``):
+    plain text (:func:`plain`), each paragraph and list item re-wrapped to the terminal, the
+    first ``paragraphs`` only if given; a leading ``lossproofs <command>: `` is dropped (the
+    usage line names the command)."""
+    text = re.sub(r"^(python -m )?lossproofs [\w-]+: ", "", plain(doc or "").strip())
+    text = text[:1].upper() + text[1:]
+    blocks = [b for b in re.split(r"\n\s*\n", textwrap.dedent(text)) if b.strip()]
+    blocks = blocks[:paragraphs] if paragraphs is not None else blocks
+    width = max(40, min(shutil.get_terminal_size().columns - 2, 100))
+    out = []
+    for block in blocks:
+        items = re.split(r"\n(?=\s*- )", block)  # a bullet list: one item per wrap
+        out.append("\n".join(
+            textwrap.fill(" ".join(item.split()), width, break_on_hyphens=False,
+                          subsequent_indent="  " if item.lstrip().startswith("- ") else "")
+            for item in items))
+    return "\n\n".join(out)
 
 
 def run_suite(argv: list[str]) -> int:
@@ -60,18 +162,20 @@ def run_suite(argv: list[str]) -> int:
     return int(pytest.main(pytest_args(*argv)))
 
 
-def _run_module(module: str, argv: list[str]) -> int:
+def _run_module(module: str, argv: list[str], prog: str) -> int:
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as e:
         print(f"lossproofs: {module} is not available here ({e})", file=sys.stderr)
         return 2
-    return int(mod.main(argv) or 0)
+    return int(mod.main(argv, prog=prog) or 0)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str = "lossproofs") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lossproofs", description="Evidence that loss functions are what they claim to be.")
+        prog=prog, description="Evidence that loss functions are what they claim to be.",
+        epilog=f"Each command has --help; {prog} test --help lists the targets (--target) and "
+               "the hypothesis profiles.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("test", help="run the conformance suite against an implementation",
                    add_help=False)
@@ -84,9 +188,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _program() -> str:
+    """How the command was invoked, for usage lines: ``python -m lossproofs`` or
+    ``lossproofs``."""
+    return ("python -m lossproofs" if os.path.basename(sys.argv[0]) == "__main__.py"
+            else "lossproofs")
+
+
 def main(argv: list[str] | None = None) -> int:
+    prog = _program() if argv is None else "lossproofs"
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = _parser()
+    parser = _parser(prog)
     if not argv or argv[0] in {"-h", "--help"}:
         parser.print_help()
         return 0
@@ -94,13 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     if command == "test":
         return run_suite(rest)
     if command in COMMANDS:
-        return _run_module(COMMANDS[command][0], rest)
+        return _run_module(COMMANDS[command][0], rest, f"{prog} {command}")
     if command == "bench":
         if not rest or rest[0] in {"-h", "--help"} or rest[0] not in BENCHMARKS:
             parser.parse_args(["bench", "--help"] if not rest or rest[0] in {"-h", "--help"}
                               else ["bench", *rest[:1]])
             return 2
-        return _run_module(BENCHMARKS[rest[0]][0], rest[1:])
+        return _run_module(BENCHMARKS[rest[0]][0], rest[1:], f"{prog} bench {rest[0]}")
     parser.parse_args(argv[:1])  # exits with argparse's "invalid choice" message
     return 2
 

@@ -41,13 +41,15 @@ from lossproofs.registry import FUNCTION_NAMES
 from lossproofs.targets import get_target
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str = "python -m lossproofs report") -> argparse.ArgumentParser:
+    from lossproofs.cli import TARGET_OPTION_HELP
+
     p = argparse.ArgumentParser(
-        prog="python -m lossproofs report",
+        prog=prog,
         description="Conformance matrix (function × parameter family × dtype) of one "
                     "implementation under test, as JSON and Markdown.")
     p.add_argument("--target", default="torch",
-                   help="torch (default), nn, compile, cuda or module:package.module")
+                   help="the implementation under test; " + TARGET_OPTION_HELP)
     p.add_argument("--quick", action="store_true",
                    help=f"{QUICK_CASES} cases per function and dtype instead of {FULL_CASES}")
     p.add_argument("--cases", type=int, default=None,
@@ -75,8 +77,8 @@ def _subset(parser, text: str, allowed: tuple[str, ...], name: str) -> tuple[str
     return chosen
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
+def main(argv: list[str] | None = None, prog: str = "python -m lossproofs report") -> int:
+    parser = _parser(prog)
     args = parser.parse_args(argv)
     functions = _subset(parser, args.functions, FUNCTION_NAMES, "functions")
     dtypes = _subset(parser, args.dtypes, DTYPES, "dtypes")

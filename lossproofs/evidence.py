@@ -281,9 +281,12 @@ def to_markdown(payload: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lossproofs evidence", description=__doc__.split("\n")[0])
-    p.add_argument("--target", default="torch", help="implementation (default torch)")
+def _parser(prog: str = "python -m lossproofs evidence") -> argparse.ArgumentParser:
+    from lossproofs.cli import TARGET_OPTION_HELP, description
+
+    p = argparse.ArgumentParser(prog=prog, description=description(__doc__),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--target", default="torch", help="the implementation; " + TARGET_OPTION_HELP)
     p.add_argument("--quick", action="store_true", help=f"{QUICK_CASES} cases per cell")
     p.add_argument("--cases", type=int, help=f"cases per function × dtype (default {CI_CASES})")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
@@ -294,8 +297,8 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
+def main(argv: list[str] | None = None, prog: str = "python -m lossproofs evidence") -> int:
+    parser = _parser(prog)
     args = parser.parse_args(argv)
     n = args.cases if args.cases is not None else (QUICK_CASES if args.quick else CI_CASES)
     if n < 1:
