@@ -54,6 +54,16 @@ def refuse_existing(out: Path, overwrite: bool) -> None:
         claim_output(path, overwrite)
 
 
+class _NotPrecision(argparse.Action):
+    """``--target`` on a benchmark: a usage error pointing at ``--precision`` (elsewhere in
+    lossproofs ``--target`` names the implementation under test)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        parser.error("--target names an implementation elsewhere in lossproofs; the precision "
+                     "half-width is --precision")
+
+
 def add_common_arguments(p: argparse.ArgumentParser, quick_help: str) -> None:
     """The options every benchmark takes (device, output, threads, contention, precision)."""
     p.add_argument("--quick", action="store_true", help=quick_help)
@@ -66,9 +76,10 @@ def add_common_arguments(p: argparse.ArgumentParser, quick_help: str) -> None:
                         "the free cores is oversubscription; the calibration checks it)")
     p.add_argument("--strict", action="store_true",
                    help=f"refuse to go on (exit {EXIT_CONTENDED}) when contention is observed")
-    p.add_argument("--target", type=float, default=None,
-                   help="wanted relative half-width of every ratio's 95%% interval "
-                        "(default 0.02)")
+    p.add_argument("--precision", type=float, default=None, metavar="F",
+                   help="stop adding repeats once each ratio's 95 %% interval is within "
+                        "±this fraction (default 0.02)")
+    p.add_argument("--target", nargs="?", action=_NotPrecision, help=argparse.SUPPRESS)
     p.add_argument("--time-cap", type=float, default=None, metavar="SECONDS",
                    help="start no repeat beyond the minimum after this many seconds")
     p.add_argument("--min-repeats", type=int, default=None, help="worker processes per point")
@@ -125,11 +136,15 @@ def run_fields(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def config_from(args: argparse.Namespace, configs: dict[str, MeasureConfig]) -> MeasureConfig:
-    """``configs["quick" | "cuda" | "cpu"]`` with the command line's overrides; raises
-    ``ValueError`` (naming the setting) for inconsistent repeat counts."""
+    """``configs["quick" | "cuda" | "cpu"]`` with the command line's overrides (``--precision``
+    is the configuration's ``target``, the ratios' wanted relative half-width); raises
+    ``ValueError`` (naming the setting) for inconsistent repeat counts or a precision ≤ 0."""
     kind = "quick" if args.quick else ("cuda" if args.device == "cuda" else "cpu")
+    if args.precision is not None and not args.precision > 0:
+        raise ValueError(f"--precision must be a fraction > 0 (0.02 is ±2 %), "
+                         f"got {args.precision}")
     config = replace(configs[kind], threads=args.threads, strict=args.strict)
-    changes = {k: v for k, v in (("target", args.target), ("time_cap_s", args.time_cap),
+    changes = {k: v for k, v in (("target", args.precision), ("time_cap_s", args.time_cap),
                                  ("min_repeats", args.min_repeats),
                                  ("max_repeats", args.max_repeats)) if v is not None}
     if "min_repeats" in changes and "max_repeats" not in changes:

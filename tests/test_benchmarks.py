@@ -303,6 +303,41 @@ def test_main_has_help(module, capsys):
     assert "usage:" in capsys.readouterr().out
 
 
+def test_target_on_a_benchmark_points_at_precision(capsys):
+    """``--target`` names an implementation everywhere else in lossproofs; here it is refused
+    with a pointer to ``--precision``, whatever its value."""
+    for value in (["module:my_losses"], ["0.05"], []):
+        with pytest.raises(SystemExit) as info:
+            bench.main(["--quick", "--target", *value])
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert ("--target names an implementation elsewhere in lossproofs; the precision "
+                "half-width is --precision") in err
+    with pytest.raises(SystemExit):
+        bench.main(["--help"])
+    text = capsys.readouterr().out
+    assert "--precision F" in text and "--target" not in text
+
+
+def test_precision_is_the_ratios_wanted_half_width(capsys):
+    args = bench._parser().parse_args(["--quick", "--precision", "0.05"])
+    assert _driver.config_from(args, bench.CONFIGS).target == 0.05
+    assert _driver.config_from(bench._parser().parse_args([]), bench.CONFIGS).target == 0.02
+    assert bench.main(["--quick", "--precision", "0", "--no-progress"]) == 2
+    assert "--precision must be a fraction > 0" in capsys.readouterr().err
+
+
+def test_usage_names_the_command_it_was_run_as(capsys):
+    from lossproofs import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "cross-entropy", "--quick", "--threads", "x"])
+    assert "usage: lossproofs bench cross-entropy " in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.main(["--help"])
+    assert capsys.readouterr().out.startswith("usage: python -m benchmarks.cross_entropy ")
+
+
 def test_render_missing_json_is_a_clear_error(tmp_path, capsys):
     assert bench.main(["--render", str(tmp_path / "nope.json")]) == 2
     assert "nope.json" in capsys.readouterr().err

@@ -5,6 +5,7 @@ claim. No time or memory is asserted (benchmarks measure them)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import pytest
@@ -143,6 +144,17 @@ def test_render_reproduces_from_json(quick_run, tmp_path):
     assert (again / "results.md").read_text(encoding="utf-8") == (
         out / "results.md").read_text(encoding="utf-8")
     assert report.render_file(tmp_path / "missing.json", None, False) == 2
+
+
+def test_target_is_refused_with_a_pointer_to_precision(capsys):
+    with pytest.raises(SystemExit) as info:
+        bench.main(["--target", "0.01"])
+    assert info.value.code == 2
+    assert "the precision half-width is --precision" in capsys.readouterr().err
+    args = argparse.ArgumentParser()
+    _driver.add_common_arguments(args, "quick")
+    assert _driver.config_from(args.parse_args(["--precision", "0.1"]), bench.CONFIGS).target \
+        == 0.1
 
 
 def test_matmul_yardstick_is_the_logits():
