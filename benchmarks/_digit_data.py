@@ -159,6 +159,20 @@ def load_mnist_dir(directory: str | Path) -> DigitData:
 # scikit-learn's bundled digits
 
 
+SKLEARN_MISSING = ("scikit-learn is not installed, and the default data (its bundled digits) "
+                   "needs it: pip install 'lossproofs[bench]', or give --mnist DIR with the "
+                   "MNIST IDX files")
+
+
+def sklearn_missing() -> str | None:
+    """:data:`SKLEARN_MISSING` when scikit-learn's datasets cannot be imported, else None."""
+    try:
+        import sklearn.datasets  # noqa: F401
+    except ImportError:
+        return SKLEARN_MISSING
+    return None
+
+
 def load_sklearn_digits(split_seed: int = 0) -> DigitData:
     """scikit-learn's 1797 handwritten 8×8 digits, upsampled to 28×28 and normalised.
 
@@ -172,8 +186,7 @@ def load_sklearn_digits(split_seed: int = 0) -> DigitData:
     try:
         from sklearn.datasets import load_digits
     except ImportError as exc:  # pragma: no cover - scikit-learn is in the bench extra
-        raise ImportError("the digits data needs scikit-learn: pip install 'lossproofs[bench]' "
-                          "(or point --mnist at a directory with the MNIST IDX files)") from exc
+        raise ImportError(SKLEARN_MISSING) from exc
     bunch = load_digits()
     images = torch.from_numpy(bunch.images.astype(np.float32) / 16.0).unsqueeze(1)
     upsampled = F.interpolate(images, size=(IMAGE_SIDE, IMAGE_SIDE), mode="bilinear",

@@ -26,6 +26,7 @@ from typing import Any
 
 from benchmarks._measure import ContentionError, MeasureConfig, Point, Suite, calibrate, measure
 from benchmarks._progress import progress_bar
+from benchmarks._render import missing_plots_note
 from lossproofs.environment import claim_output, write_json
 
 EXIT_USAGE = 2
@@ -107,16 +108,19 @@ def start(out: Path, overwrite: bool, config: MeasureConfig, device: str, quick:
 def base_payload(schema: str, device: str, quick: bool, config: MeasureConfig,
                  compile_enabled: bool, compile_backend: str, cases: list[Any],
                  **extra_config: Any) -> dict[str, Any]:
-    """What every results.json starts with: schema, the environment, the run's settings."""
+    """What every results.json starts with: schema, the environment, the run's settings, and
+    ``notes`` when something optional is missing (matplotlib: no plots)."""
     from dataclasses import asdict
 
     from lossproofs.environment import environment
 
+    note = missing_plots_note()
     return {"schema": schema, "environment": environment(device),
             "config": {"device": device, "quick": quick, "threads": config.threads,
                        "compile": compile_enabled, "compile_backend": compile_backend,
                        "measure": asdict(config), "cases": [asdict(c) for c in cases],
-                       **extra_config}}
+                       **extra_config},
+            **({"notes": [note]} if note else {})}
 
 
 def measured_points(result: dict[str, Any], cases: list[Any], passes: tuple[str, ...]):

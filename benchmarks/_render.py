@@ -1,12 +1,35 @@
 """Rendering helpers shared by the benchmark reports: number formats, the machine caption,
-strict JSON, PNG metadata and the contention warning every output carries."""
+strict JSON, PNG metadata, the contention warning every output carries, and the note (on the
+terminal and in the results) when matplotlib is missing and no plots were written."""
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
+
+MATPLOTLIB_MISSING = ("matplotlib is not installed, so no plots were written "
+                      "(pip install 'lossproofs[bench]')")
+_ANNOUNCED: set[str] = set()  # notes already printed by this process
+
+
+def missing_plots_note() -> str | None:
+    """:data:`MATPLOTLIB_MISSING` when matplotlib cannot be imported here, else None."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return MATPLOTLIB_MISSING
+    return None
+
+
+def announce(note: str) -> None:
+    """Print ``lossproofs: <note>`` on stderr, once per process (a ``--reproducibility`` run
+    renders twice)."""
+    if note not in _ANNOUNCED:
+        _ANNOUNCED.add(note)
+        print(f"lossproofs: {note}", file=sys.stderr)
 
 
 def format_time(seconds: float | None) -> str:
@@ -169,11 +192,15 @@ def plot_title(payload: dict[str, Any], what: str) -> str:
 
 
 def write_report(out: Path, markdown_text: str, pngs: list[Path], overwrite: bool) -> list[Path]:
-    """results.md (the Markdown, then the plots embedded) into ``out``; returns every file
-    written, results.md first. Refuses an existing results.md unless ``overwrite``."""
+    """results.md (the Markdown, then the plots embedded, or why there are none) into
+    ``out``; returns every file written, results.md first. Refuses an existing results.md
+    unless ``overwrite``. Without matplotlib, says so on stderr and in results.md."""
     from lossproofs.environment import write_text
 
     if pngs:
         markdown_text += ("\n## Plots\n\n"
                           + "\n".join(f"![{p.stem}]({p.name})" for p in pngs) + "\n")
+    elif (note := missing_plots_note()) is not None:
+        announce(note)
+        markdown_text += f"\n## Plots\n\nNone: {note}.\n"
     return [write_text(Path(out) / "results.md", markdown_text, overwrite), *pngs]

@@ -100,8 +100,11 @@ def render_markdown(results: dict[str, Any]) -> str:
                    + " | ".join(_fmt(e["test_accuracy"][n], ".4f") for n in names) + " | "
                    + " | ".join(_fmt(e["param_diff"][o]["max_abs"], ".3g") for o in others)
                    + " |")
+    plotted = ("`loss_curves.png` plots them." if results.get("loss_curves_png", True) else
+               "no plot: " + ("; ".join(results.get("notes", []))
+                              or "loss_curves.png was not written") + ".")
     out += ["", "Per-step losses, ULP distances and bitwise flags are in `results.json`; "
-            "`loss_curves.png` plots them.", "", "## Environment", "",
+            + plotted, "", "## Environment", "",
             environment_markdown(results["environment"]), ""]
     return "\n".join(out)
 

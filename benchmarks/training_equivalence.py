@@ -50,9 +50,9 @@ from benchmarks._bitwise import (
     float32_ulp_distance,
     parameter_difference,
 )
-from benchmarks._digit_data import DigitData, load_mnist_dir, load_sklearn_digits
+from benchmarks._digit_data import DigitData, load_mnist_dir, load_sklearn_digits, sklearn_missing
 from benchmarks._progress import progress_bar
-from benchmarks._render import json_safe
+from benchmarks._render import MATPLOTLIB_MISSING, announce, json_safe
 from benchmarks._training_report import findings, plot_loss_curves, render_markdown
 from lossproofs.environment import (
     claim_output,
@@ -441,6 +441,9 @@ def main(argv: list[str] | None = None,
         return 2
     if args.mnist is not None and not args.mnist.is_dir():
         parser.error(f"--mnist {str(args.mnist)!r} is not a directory")
+    if args.mnist is None and (why := sklearn_missing()) is not None:
+        print(f"error: {why}", file=sys.stderr)  # before any output directory is made
+        return 2
     out_dir = args.out if args.out is not None else default_output_dir(KIND, args.device)
     try:
         for name in OUTPUT_FILES:  # refuse before training, not after minutes of it
@@ -452,11 +455,11 @@ def main(argv: list[str] | None = None,
     png = out_dir / "loss_curves.png"
     claim_output(png, overwrite=args.overwrite)
     results["loss_curves_png"] = png.name if plot_loss_curves(results, png) else None
+    if results["loss_curves_png"] is None:
+        results["notes"] = [MATPLOTLIB_MISSING]
+        announce(MATPLOTLIB_MISSING)
     write_json(out_dir / "results.json", json_safe(results), overwrite=args.overwrite)
     write_text(out_dir / "results.md", render_markdown(results), overwrite=args.overwrite)
-    if results["loss_curves_png"] is None:
-        print("note: matplotlib is not installed; loss_curves.png was not written",
-              file=sys.stderr)
     for line in findings(results):
         print(line)
     print(f"wrote {out_dir / 'results.json'}, {out_dir / 'results.md'}"

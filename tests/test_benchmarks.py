@@ -338,6 +338,63 @@ def test_usage_names_the_command_it_was_run_as(capsys):
     assert capsys.readouterr().out.startswith("usage: python -m benchmarks.cross_entropy ")
 
 
+MATPLOTLIB_LINE = ("lossproofs: matplotlib is not installed, so no plots were written "
+                   "(pip install 'lossproofs[bench]')")
+
+
+@pytest.fixture
+def no_matplotlib(monkeypatch):
+    """A Python without matplotlib (``import matplotlib`` raises ImportError), and a process
+    that has not announced it yet."""
+    from benchmarks import _render
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    monkeypatch.setattr(_render, "_ANNOUNCED", set())
+
+
+def test_without_matplotlib_missing_plots_are_announced(no_matplotlib, tmp_path, capsys):
+    results = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "results.json"
+    for out in (tmp_path / "a", tmp_path / "b"):
+        assert bench.main(["--render", str(results), "--out", str(out)]) == 0
+        assert not list(out.glob("*.png"))
+        markdown = (out / "results.md").read_text(encoding="utf-8")
+        assert ("## Plots\n\nNone: matplotlib is not installed, so no plots were written "
+                "(pip install 'lossproofs[bench]').") in markdown
+    err = capsys.readouterr().err
+    assert err.count(MATPLOTLIB_LINE) == 1, err  # one line, however many reports
+    base = _driver.base_payload("schema", "cpu", True, _driver.QUICK, False, "eager", [])
+    assert base["notes"] == [MATPLOTLIB_LINE.removeprefix("lossproofs: ")]
+
+
+def test_training_without_scikit_learn_says_how_to_get_it(monkeypatch, tmp_path, capsys):
+    from lossproofs import cli
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    out = tmp_path / "training"
+    assert cli.main(["bench", "training", "--quick", "--no-progress", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "scikit-learn is not installed" in err and "pip install 'lossproofs[bench]'" in err
+    assert "--mnist DIR" in err and "Traceback" not in err
+    assert not out.exists()  # said before anything was made
+
+
+def test_training_without_matplotlib_says_so_in_its_results(no_matplotlib, tmp_path, capsys):
+    from benchmarks import training_equivalence as te
+
+    out = tmp_path / "training"
+    assert te.main(["--quick", "--no-naive", "--no-progress", "--out", str(out)]) == 0
+    assert MATPLOTLIB_LINE in capsys.readouterr().err
+    assert not (out / "loss_curves.png").exists()
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert results["loss_curves_png"] is None
+    assert results["notes"] == [MATPLOTLIB_LINE.removeprefix("lossproofs: ")]
+    markdown = (out / "results.md").read_text(encoding="utf-8")
+    assert "no plot: matplotlib is not installed" in markdown
+    assert "`loss_curves.png` plots them" not in markdown
+
+
 def test_render_missing_json_is_a_clear_error(tmp_path, capsys):
     assert bench.main(["--render", str(tmp_path / "nope.json")]) == 2
     assert "nope.json" in capsys.readouterr().err

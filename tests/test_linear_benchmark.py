@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import pytest
 import torch
@@ -144,6 +145,22 @@ def test_render_reproduces_from_json(quick_run, tmp_path):
     assert (again / "results.md").read_text(encoding="utf-8") == (
         out / "results.md").read_text(encoding="utf-8")
     assert report.render_file(tmp_path / "missing.json", None, False) == 2
+
+
+def test_render_without_matplotlib_says_no_plots_were_written(monkeypatch, tmp_path, capsys):
+    from pathlib import Path
+
+    from benchmarks import _render
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setattr(_render, "_ANNOUNCED", set())
+    results = Path(__file__).resolve().parents[1] / "docs/benchmarks/linear-cpu/results.json"
+    assert bench.main(["--render", str(results), "--out", str(tmp_path)]) == 0
+    assert ("lossproofs: matplotlib is not installed, so no plots were written "
+            "(pip install 'lossproofs[bench]')") in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.png"))
+    assert "None: matplotlib is not installed" in (tmp_path / "results.md").read_text(
+        encoding="utf-8")
 
 
 def test_target_is_refused_with_a_pointer_to_precision(capsys):
