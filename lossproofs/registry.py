@@ -101,11 +101,13 @@ class Loss:
     strata = _piece("strata", doc="The extreme-input strata of :mod:`lossproofs.strategies."
                                   "extreme` for this function.")
 
-    def cases(self, dtype: str | None = None) -> st.SearchStrategy[Case]:
-        """The ordinary :class:`~lossproofs.cases.Case` strategy (any dtype when None)."""
+    def cases(self, dtype: str | None = None,
+              exclude: frozenset[str] = frozenset()) -> st.SearchStrategy[Case]:
+        """The ordinary :class:`~lossproofs.cases.Case` strategy (any dtype when None), never
+        drawing the families in ``exclude`` (:mod:`lossproofs.declarations`)."""
         if self.strategy is not None:
-            return self.strategy(dtype)
-        return strategies.cases(self.name, dtype)
+            return self.strategy(dtype, exclude=frozenset(exclude))
+        return strategies.cases(self.name, dtype, exclude)
 
 
 # -- the nn module API in functional signatures ---------------------------------------------------

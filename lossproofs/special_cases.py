@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 # BCE's gradient denominator is clamped at float32(1e-12), as stored in float64.
+from lossproofs.declarations import call_families
 from lossproofs.dtypes import BCE_EPSILON as BCE_GRAD_EPS
 
 INF = math.inf
@@ -47,7 +48,9 @@ class SpecialCase:
 def declared_out(target, case: SpecialCase) -> str | None:
     """Why ``case`` is outside what ``target`` declares it provides (an argument it does not
     take, or a family where it follows another convention), or None."""
-    declared = target.excluded_arguments(case.function, case.kwargs)
+    declared = target.excluded_arguments(case.function, case.kwargs) or \
+        target.excluded_families(case.function,
+                                 call_families(case.function, case.args, case.kwargs))
     if declared:
         return declared
     for family in case.families:

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from lossproofs.declarations import InvalidDeclaration, case_families, validate
 from lossproofs.families import TORCH, TORCH_CHUNKED, TORCH_COMPILE, TORCH_CUDA, TORCH_EAGER
 from lossproofs.registry import FUNCTION_NAMES as FUNCTIONS
 from lossproofs.registry import LOSSES
@@ -47,18 +48,31 @@ class Target:
     # Bad input raises torch's exception types (torch itself, and modules that say so with
     # RAISES_TORCH_EXCEPTIONS = True); other targets are judged on rejecting it at all.
     torch_exceptions: bool = False
+    # How a reproduction calls this target: (import lines, qualifier of the function name),
+    # e.g. ("import mylosses", "mylosses."); torch.nn.functional's by default.
+    reproduce: tuple[str, str] = ("import torch.nn.functional as F", "F.")
 
     def __post_init__(self):
         self.torch_exceptions = self.torch_exceptions or TORCH in self.families
 
+    def declared_out(self, function: str) -> frozenset[str]:
+        """The families of ``function`` this target declares it does not provide or follows
+        another convention on: the strategies do not draw them for it (``exclude=``)."""
+        return frozenset({**self.not_provided.get(function, {}),
+                          **self.conventions.get(function, {})})
+
     def excluded(self, case) -> str | None:
-        """Why ``case`` is outside what this target declares it provides, or None."""
-        families = set(case.tags)
-        if "reduction" in case.params:
-            families.add(f"reduction:{case.params['reduction']}")
+        """Why ``case`` is outside what this target declares it provides, or None. The case's
+        families are read from its content and tags (:func:`lossproofs.declarations.
+        case_families`), so hand-written cases are judged like drawn ones."""
+        return self.excluded_families(case.function, case_families(case))
+
+    def excluded_families(self, function: str, families) -> str | None:
+        """Why a call of ``function`` exercising ``families`` is outside what this target
+        declares it provides, or None."""
         for declared, what in ((self.not_provided, "not provided"),
                                (self.conventions, "convention")):
-            for family, reason in declared.get(case.function, {}).items():
+            for family, reason in declared.get(function, {}).items():
                 if family in families:
                     return f"{what}: {family} ({reason})"
         return None
@@ -78,6 +92,8 @@ class Target:
 
     def _repr_pretty_(self, printer, cycle) -> None:
         printer.text(repr(self))
+
+    FUNCTIONS = FUNCTIONS  # every function a target may define
 
     def get(self, name: str) -> Callable[..., Any] | None:
         return self.functions.get(name)
@@ -230,28 +246,79 @@ def _chunked_config(spec: str):
     return L.ChunkedConfig(policy, chunk, method, acc_dtype)
 
 
-def user_module(path: str) -> Target:
-    """A user's module ``package.module`` whose functions follow ``torch.nn.functional``'s
-    names and signatures (tensors in, tensors out, autograd for the gradient tests). Any subset
-    of :data:`FUNCTIONS` may be present; the others are reported missing."""
+def _import_user_module(path: str):
+    """Import ``path``: a dotted module name, found on ``sys.path`` or else in the current
+    directory (as ``python -m`` would), or a ``.py`` file's path. Returns ``(module, how to
+    import it in a reproduction)``; a clear error says where it looked."""
     import importlib
+    import importlib.util
+    import os
+    import sys
+    from pathlib import Path
 
-    module = importlib.import_module(path)
+    if path.endswith(".py") or os.sep in path or "/" in path:
+        file = Path(path).expanduser().resolve()
+        if not file.is_file():
+            raise ModuleNotFoundError(f"no such file: {file}")
+        name = file.stem
+        spec = importlib.util.spec_from_file_location(name, file)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses and pickling look modules up by name
+        spec.loader.exec_module(module)
+        setup = (f"import sys; sys.path.insert(0, {str(file.parent)!r})\n"
+                 f"import {name}")
+        return module, setup, name
+    try:
+        module = importlib.import_module(path)
+    except ModuleNotFoundError as first:
+        if first.name != path.split(".")[0] and not path.startswith(f"{first.name}."):
+            raise  # the module was found; something it imports was not
+        cwd = os.getcwd()
+        module = None
+        if cwd not in sys.path and "" not in sys.path:
+            sys.path.insert(0, cwd)  # the caller's directory, as `python -m` and pytest do
+            try:
+                module = importlib.import_module(path)
+            except ModuleNotFoundError:
+                sys.path.remove(cwd)
+        if module is None:
+            raise ModuleNotFoundError(
+                f"{first} (looked on sys.path and in the current directory {cwd}; give a "
+                f"file as --target module:path/to/{path.replace('.', '/')}.py or set "
+                "PYTHONPATH)", name=first.name) from first
+    return module, f"import {path}", path
+
+
+def user_module(path: str) -> Target:
+    """A user's module whose functions follow ``torch.nn.functional``'s names and signatures
+    (tensors in, tensors out, autograd for the gradient tests): ``package.module`` (on
+    ``sys.path`` or in the current directory) or ``path/to/file.py``. Any subset of
+    :data:`FUNCTIONS` may be present; the others are reported missing. Its declarations
+    (``NOT_PROVIDED``, ``CONVENTIONS``, ``UNSUPPORTED_CHECKS``) are checked against the known
+    functions, families and checks (:func:`lossproofs.declarations.validate`)."""
+    from lossproofs.error_cases import ERROR_CASES
+
+    module, setup, qualifier = _import_user_module(path)
     fns = {name: getattr(module, name) for name in FUNCTIONS
            if callable(getattr(module, name, None))}
     notes = {name: f"module {path!r} does not define {name}()" for name in FUNCTIONS
              if name not in fns}
     version = getattr(module, "__version__", "unversioned")
     device = getattr(module, "DEVICE", "cpu")
-    notes.update(getattr(module, "UNSUPPORTED_CHECKS", {}))
+    not_provided = dict(getattr(module, "NOT_PROVIDED", {}))
+    conventions = dict(getattr(module, "CONVENTIONS", {}))
+    unsupported = dict(getattr(module, "UNSUPPORTED_CHECKS", {}))
+    validate(f"module {path!r}", not_provided, conventions, unsupported,
+             {case.check_name for case in ERROR_CASES})
+    notes.update(unsupported)
     # A module may say which implementation family it belongs to (e.g. a thin wrapper of torch's
     # kernels), so that the ledger's divergences of that family are expected of it.
     families = frozenset(getattr(module, "TARGET_FAMILIES", ()))
     return Target(f"module:{path}", fns, families, device=device, version=f"{path} {version}",
                   description=(module.__doc__ or path).strip().splitlines()[0], notes=notes,
-                  not_provided=dict(getattr(module, "NOT_PROVIDED", {})),
-                  conventions=dict(getattr(module, "CONVENTIONS", {})),
-                  torch_exceptions=bool(getattr(module, "RAISES_TORCH_EXCEPTIONS", False)))
+                  not_provided=not_provided, conventions=conventions,
+                  torch_exceptions=bool(getattr(module, "RAISES_TORCH_EXCEPTIONS", False)),
+                  reproduce=(setup, f"{qualifier}."))
 
 
 def framework(name: str) -> Callable[[], Target]:
@@ -291,10 +358,13 @@ def get_target(spec: str | None = None) -> Target:
     """Resolve a target: a built-in name (default ``torch``), ``module:package.module``, or a
     bare dotted module path."""
     spec = spec or "torch"
-    if spec in BUILTIN_TARGETS:
-        return BUILTIN_TARGETS[spec]()
-    if spec.startswith("chunked:"):
-        return torch_chunked(spec.removeprefix("chunked:"))
+    if spec in BUILTIN_TARGETS or spec.startswith("chunked:"):
+        target = (BUILTIN_TARGETS[spec]() if spec in BUILTIN_TARGETS
+                  else torch_chunked(spec.removeprefix("chunked:")))
+        if spec != "torch":  # a reproduction rebuilds the same target
+            target.reproduce = ("from lossproofs.targets import get_target\n"
+                                f"target = get_target({spec!r})", "target.")
+        return target
     path = spec.removeprefix("module:")
     if spec.startswith("module:") or "." in path or path.isidentifier():
         try:
@@ -303,5 +373,7 @@ def get_target(spec: str | None = None) -> Target:
             raise ValueError(
                 f"unknown target {spec!r}: not one of {sorted(BUILTIN_TARGETS)} and not an "
                 f"importable module ({e})") from e
+        except InvalidDeclaration as e:
+            raise ValueError(f"target {spec!r}: {e}") from e
     raise ValueError(f"unknown target {spec!r}: expected one of {sorted(BUILTIN_TARGETS)} "
                      "or module:package.module")

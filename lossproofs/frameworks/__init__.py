@@ -12,13 +12,11 @@ The modules import their framework on import: a missing package is an ``ImportEr
 
 from __future__ import annotations
 
-# The parameter families (case tags, and reduction:<value>) that a framework module's
-# NOT_PROVIDED and CONVENTIONS may name.
-FAMILIES = frozenset({
-    "weight", "ignore_index", "label_smoothing", "probability target", "k-dim", "unbatched",
-    "uint8 target", "pos_weight", "empty", "0-d", "single class", "non-contiguous",
-    "reduction:none", "reduction:sum", "reduction:mean", "clamp",
-})
+from lossproofs.declarations import MEANING
+
+# The parameter families a framework module's NOT_PROVIDED and CONVENTIONS may name: the one
+# list of lossproofs.declarations (which also says which apply to which function).
+FAMILIES = frozenset(MEANING)
 
 FRAMEWORK_MODULES = {
     "jax": "lossproofs.frameworks.jax_losses",

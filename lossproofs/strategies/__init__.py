@@ -115,6 +115,15 @@ def reductions() -> st.SearchStrategy[str]:
     return st.sampled_from(REDUCTIONS)
 
 
+def _reduction(draw, exclude: frozenset[str] = frozenset()) -> str:
+    """One reduction (hard ones first, see HARD_FIRST_REDUCTIONS) not in ``exclude``."""
+    kept = tuple(r for r in HARD_FIRST_REDUCTIONS if f"reduction:{r}" not in exclude)
+    if not kept:
+        raise ValueError("every reduction is excluded: nothing can be drawn "
+                         "(lossproofs.declarations.drawable says so before drawing)")
+    return _choice(draw, kept)
+
+
 def float_arrays(shape, lo: float, hi: float) -> st.SearchStrategy[np.ndarray]:
     """float64 arrays of ``shape`` with finite elements in ``[lo, hi]``, each drawn on its own
     (``fill=nothing``: no array of one repeated value unless the elements happen to repeat)."""
@@ -324,9 +333,13 @@ def broadcast_shapes_into(draw, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(draw(st.sampled_from([1, d])) for d in tail)
 
 
-def _layout_for(draw, shape: tuple[int, ...], axis: int | None) -> str:
+def _layout_for(draw, shape: tuple[int, ...], axis: int | None,
+                exclude: frozenset[str] = frozenset()) -> str:
     """A layout for an input of ``shape``; ``expanded`` (equal slices along dim 0) only where it
-    leaves the rows along ``axis`` free to vary and dim 0 has two or more slices."""
+    leaves the rows along ``axis`` free to vary and dim 0 has two or more slices; contiguous
+    when ``non-contiguous`` is in ``exclude``."""
+    if "non-contiguous" in exclude:
+        return "contiguous"
     layout = _choice(draw, LAYOUTS)
     if layout == "expanded" and (len(shape) < 2 or shape[0] < 2 or axis == 0):
         layout = "sliced"
@@ -364,24 +377,28 @@ def softmax_shapes(draw, min_reduced: int = 2) -> tuple[tuple[int, ...], int]:
 
 
 @st.composite
-def softmax_cases(draw, function: str = "softmax", dtype: str | None = None) -> Case:
+def softmax_cases(draw, function: str = "softmax", dtype: str | None = None,
+                  exclude: frozenset[str] = frozenset()) -> Case:
     """``softmax``/``log_softmax``/``logsumexp`` on 1-d to 4-d inputs along a valid dim (for
     ``logsumexp`` also a tuple of dims); the reduced extent is ≥ 2 except in the ``single
-    class`` stratum."""
-    single = _stratum(draw, ("single class", SINGLE_CLASS_SHARE), default="") == "single class"
+    class`` stratum. Families in ``exclude`` (``single class``, ``tuple dim``,
+    ``non-contiguous``) are not drawn."""
+    single = ("single class" not in exclude and _stratum(
+        draw, ("single class", SINGLE_CLASS_SHARE), default="") == "single class")
     shape, dim = draw(softmax_shapes(min_reduced=1 if single else 2))
     if single:
         shape = tuple(1 if i == dim % len(shape) else d for i, d in enumerate(shape))
     params: dict = {"dim": dim}
     tuple_dim = False
-    if function == "logsumexp" and len(shape) >= 2 and draw(st.booleans()):
+    if (function == "logsumexp" and len(shape) >= 2 and "tuple dim" not in exclude
+            and draw(st.booleans())):
         others = [i for i in range(len(shape)) if i != dim % len(shape)]
         extra = draw(st.lists(st.sampled_from(others), min_size=1, max_size=len(others),
                               unique=True))
         params["dim"] = tuple(draw(st.permutations([dim, *extra])))
         tuple_dim = True
     axis = dim % len(shape)
-    layout = _layout_for(draw, shape, axis)
+    layout = _layout_for(draw, shape, axis, exclude)
     stratum = row_stratum(draw)
     x = draw(row_values(shape, axis, -LOGIT_BOUND, LOGIT_BOUND, stratum))
     if layout == "expanded":
@@ -394,15 +411,20 @@ def softmax_cases(draw, function: str = "softmax", dtype: str | None = None) -> 
     return Case(function, (x,), params, _dtype(draw, dtype), layout, _tags(*tags))
 
 
-def cases(function: str, dtype: str | None = None) -> st.SearchStrategy[Case]:
-    """Every ordinary :class:`Case` of ``function`` (a name from ``lossproofs.reference``)."""
+def cases(function: str, dtype: str | None = None,
+          exclude: frozenset[str] = frozenset()) -> st.SearchStrategy[Case]:
+    """Every ordinary :class:`Case` of ``function`` (a name from ``lossproofs.reference``),
+    except those of the families in ``exclude`` (what a target declares it does not provide,
+    :mod:`lossproofs.declarations`), which are never drawn."""
+    exclude = frozenset(exclude)
     if function in ("softmax", "log_softmax", "logsumexp"):
-        return softmax_cases(function, dtype)
+        return softmax_cases(function, dtype, exclude)
     return {
-        "nll_loss": lambda: nll_loss_cases(dtype),
-        "cross_entropy": lambda: cross_entropy_cases(dtype),
-        "binary_cross_entropy": lambda: binary_cross_entropy_cases(dtype),
-        "binary_cross_entropy_with_logits": lambda: binary_cross_entropy_with_logits_cases(dtype),
+        "nll_loss": lambda: nll_loss_cases(dtype, exclude=exclude),
+        "cross_entropy": lambda: cross_entropy_cases(dtype, exclude),
+        "binary_cross_entropy": lambda: binary_cross_entropy_cases(dtype, exclude),
+        "binary_cross_entropy_with_logits":
+            lambda: binary_cross_entropy_with_logits_cases(dtype, exclude),
     }[function]()
 
 

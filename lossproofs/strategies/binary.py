@@ -11,11 +11,11 @@ from hypothesis.extra import numpy as hnp
 from lossproofs.cases import Case
 from lossproofs.strategies import (
     CONSTANT_ROWS_SHARE,
-    HARD_FIRST_REDUCTIONS,
     _choice,
     _dtype,
     _expanded,
     _layout_for,
+    _reduction,
     _row_tags,
     _stratum,
     _tags,
@@ -28,11 +28,16 @@ CLAMP_SHARE = 30  # percent of BCE cases holding exact endpoints p ∈ {0, 1}
 
 
 @st.composite
-def bce_probabilities(draw, shape) -> np.ndarray:
+def bce_probabilities(draw, shape, clamp: bool = True) -> np.ndarray:
     """Probabilities in ``[0, 1]``; in the ``clamp`` stratum (CLAMP_SHARE of the draws) about a
     third of the elements are the exact endpoints, where log clamps at −100. Endpoints in every
     element would leave nothing else to compare where an implementation's gradient at the
-    endpoints is a known divergence (float16 torch), so they are a share, not the rule."""
+    endpoints is a known divergence (float16 torch), so they are a share, not the rule.
+    Without ``clamp`` no element is 0 or 1 (``(0, 1)``, open: smallest normal float16 step
+    away, so the endpoints stay out in every dtype)."""
+    if not clamp:
+        return draw(hnp.arrays(np.float64, shape,
+                               elements=st.floats(2.0**-14, 1.0 - 2.0**-11), fill=st.nothing()))
     p = draw(hnp.arrays(np.float64, shape, elements=st.floats(0.0, 1.0), fill=st.nothing()))
     if _stratum(draw, ("clamp", CLAMP_SHARE), default="") == "clamp":
         rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
@@ -68,8 +73,8 @@ def _not_constant(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 
 @st.composite
-def _bce_input(draw, shape, elements, lo: float, hi: float):
-    layout = _layout_for(draw, shape, None)
+def _bce_input(draw, shape, elements, lo: float, hi: float, exclude=frozenset()):
+    layout = _layout_for(draw, shape, None, exclude)
     if layout == "expanded" and int(np.prod(shape[1:])) < 2:
         layout = "sliced"  # one element per slice: expanded would make the input constant
     stratum = _stratum(draw, ("constant rows", CONSTANT_ROWS_SHARE), default="varied")
@@ -88,15 +93,21 @@ def _bce_weight(draw, shape):
 
 
 @st.composite
-def binary_cross_entropy_cases(draw, dtype: str | None = None) -> Case:
-    """``binary_cross_entropy`` on 1-d to 3-d inputs, broadcast weights, all reductions."""
+def binary_cross_entropy_cases(draw, dtype: str | None = None,
+                               exclude: frozenset[str] = frozenset()) -> Case:
+    """``binary_cross_entropy`` on 1-d to 3-d inputs, broadcast weights, all reductions;
+    families in ``exclude`` (``weight``, ``clamp``, ``non-contiguous``, ``reduction:<r>``) are
+    not drawn (:mod:`lossproofs.declarations`)."""
     shape = draw(bce_shapes())
-    layout, p, stratum = draw(_bce_input(shape, bce_probabilities, 0.0, 1.0))
+    clamp = "clamp" not in exclude
+    lo, hi = (0.0, 1.0) if clamp else (2.0**-14, 1.0 - 2.0**-11)
+    layout, p, stratum = draw(_bce_input(
+        shape, lambda s: bce_probabilities(s, clamp), lo, hi, exclude))
     y = draw(bce_targets(shape))
     params: dict = {}
-    if _choice(draw, (True, False)):
+    if "weight" not in exclude and _choice(draw, (True, False)):
         params["weight"] = _bce_weight(draw, shape)
-    params["reduction"] = _choice(draw, HARD_FIRST_REDUCTIONS)
+    params["reduction"] = _reduction(draw, exclude)
     tags = ["reduction", f"reduction:{params['reduction']}",
             "weight" if "weight" in params else None,
             "clamp" if ((p == 0) | (p == 1)).any() else None, _row_tags(stratum),
@@ -105,19 +116,22 @@ def binary_cross_entropy_cases(draw, dtype: str | None = None) -> Case:
 
 
 @st.composite
-def binary_cross_entropy_with_logits_cases(draw, dtype: str | None = None) -> Case:
-    """``binary_cross_entropy_with_logits`` with broadcast weight and ``pos_weight``."""
+def binary_cross_entropy_with_logits_cases(draw, dtype: str | None = None,
+                                           exclude: frozenset[str] = frozenset()) -> Case:
+    """``binary_cross_entropy_with_logits`` with broadcast weight and ``pos_weight``; families
+    in ``exclude`` (``weight``, ``pos_weight``, ``non-contiguous``, ``reduction:<r>``) are not
+    drawn."""
     shape = draw(bce_shapes())
     layout, x, stratum = draw(_bce_input(shape, lambda s: float_arrays(s, -20.0, 20.0),
-                                         -20.0, 20.0))
+                                         -20.0, 20.0, exclude))
     y = draw(bce_targets(shape))
     params: dict = {}
-    if _choice(draw, (True, False)):
+    if "weight" not in exclude and _choice(draw, (True, False)):
         params["weight"] = _bce_weight(draw, shape)
-    if _choice(draw, (True, False)):
+    if "pos_weight" not in exclude and _choice(draw, (True, False)):
         pw_shape = draw(st.sampled_from([(shape[-1],), (1,)]))
         params["pos_weight"] = draw(float_arrays(pw_shape, 0.0, 4.0))
-    params["reduction"] = _choice(draw, HARD_FIRST_REDUCTIONS)
+    params["reduction"] = _reduction(draw, exclude)
     tags = ["reduction", f"reduction:{params['reduction']}",
             "weight" if "weight" in params else None,
             "pos_weight" if "pos_weight" in params else None, _row_tags(stratum),

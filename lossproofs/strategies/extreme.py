@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from lossproofs.cases import Case
+from lossproofs.declarations import case_families
 from lossproofs.dtypes import DTYPES, eps, max_finite, smallest_subnormal, tiny  # noqa: F401
 
 SOFTMAX_FAMILY = ("softmax", "log_softmax", "logsumexp")
@@ -273,6 +274,32 @@ def _draw_binary(d: Draw, function: str, stratum: str, dtype: str, max_batch: in
             else np.array(1.0))
     return Case(function, (x, y), kwargs, dtype=dtype, tags=stratum_tag(stratum),
                 grad_output=grad)
+
+
+def restrict(problem: Case, exclude) -> Case | None:
+    """``problem`` without the families in ``exclude`` (what a target declares it does not
+    provide): a class or element weight, ``pos_weight`` and label smoothing dropped, a
+    declared-out reduction replaced by one provided (with a matching ``grad_output``). None
+    where the problem is about the excluded family itself (its inputs carry it)."""
+    exclude = frozenset(exclude)
+    if not exclude:
+        return problem
+    params = {k: v for k, v in problem.params.items()
+              if not (k in ("weight", "pos_weight", "label_smoothing") and k in exclude)}
+    grad = problem.grad_output
+    reduction = params.get("reduction")
+    if reduction is not None and f"reduction:{reduction}" in exclude:
+        kept = [r for r in ("mean", "sum", "none") if f"reduction:{r}" not in exclude]
+        if not kept:
+            return None
+        params["reduction"] = kept[0]
+        rows = problem.arrays[0].shape[0]
+        # the upstream gradient of a reduced loss is a scalar; of an unreduced one per row
+        grad = (np.ones(rows) if kept[0] == "none" and problem.arrays[0].ndim > 1
+                else np.ones(problem.arrays[0].shape) if kept[0] == "none" else np.array(1.0))
+    restricted = Case(problem.function, problem.arrays, params, problem.dtype, problem.layout,
+                      problem.tags, grad)
+    return None if case_families(restricted) & exclude else restricted
 
 
 def strata_for(function: str) -> tuple[str, ...]:

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from lossproofs.cases import Case
 from lossproofs.strategies import (
     DEFAULT_IGNORE_INDEX,
-    HARD_FIRST_REDUCTIONS,
     IGNORE_STRATA,
     LOGIT_BOUND,
     SINGLE_CLASS_SHARE,
@@ -19,6 +18,7 @@ from lossproofs.strategies import (
     _dtype,
     _expanded,
     _layout_for,
+    _reduction,
     _row_tags,
     _stratum,
     _tags,
@@ -44,7 +44,8 @@ def nll_loss_cases(draw, dtype: str | None = None, function: str = "nll_loss", *
                    reduction: str | None = None, weight: bool | None = None,
                    ignore: str | None = None, smoothing: bool | None = None,
                    ignore_kind: str | None = None,
-                   shape: tuple[int, ...] | None = None) -> Case:
+                   shape: tuple[int, ...] | None = None,
+                   exclude: frozenset[str] = frozenset()) -> Case:
     """``nll_loss`` (or index-target ``cross_entropy``) over every parameter family.
 
     The keyword switches turn families off for identities that hold only without them:
@@ -58,20 +59,32 @@ def nll_loss_cases(draw, dtype: str | None = None, function: str = "nll_loss", *
     ``"absent"``: no ignore_index argument and no ignored target) and ``smoothing`` (True: label
     smoothing in (0, 1], False: none), ``ignore_kind`` (which ``ignore_index``: one of
     ``IGNORE_KINDS``). ``shape`` fixes the input's shape.
+
+    ``exclude`` names families never drawn (what a target declares it does not provide,
+    :mod:`lossproofs.declarations`): ``weight``, ``ignore_index``, ``label_smoothing``,
+    ``uint8 target``, ``k-dim``, ``unbatched``, ``single class``, ``non-contiguous`` and
+    ``reduction:<r>``; a combination argument that asks for one of them wins (the tests that
+    pass one skip first for a target that declares it out).
     """
     del allow_empty
+    ignored = ignored and "ignore_index" not in exclude
+    weighted = weighted and "weight" not in exclude
+    smoothed = smoothed and "label_smoothing" not in exclude
+    uint8 = uint8 and "uint8 target" not in exclude
     force_partial = ignore == "partial"
     if shape is None:
-        single = (not force_partial and _stratum(
+        single = (not force_partial and "single class" not in exclude and _stratum(
             draw, ("single class", SINGLE_CLASS_SHARE), default="") == "single class")
-        shape = draw(class_shapes(min_classes=1 if single else 2))
+        shape = draw(class_shapes(allow_unbatched="unbatched" not in exclude,
+                                  allow_kdim="k-dim" not in exclude,
+                                  min_classes=1 if single else 2))
         if single:
             shape = tuple(1 if i == class_dim(shape) else d for i, d in enumerate(shape))
         if force_partial and int(np.prod(target_shape(shape))) < 2:
             shape = (2, *shape) if len(shape) == 1 else (max(2, shape[0]), *shape[1:])
     cd = class_dim(shape)
     c = shape[cd]
-    layout = _layout_for(draw, shape, cd)
+    layout = _layout_for(draw, shape, cd, exclude)
     stratum = row_stratum(draw)
     x = draw(row_values(shape, cd, -LOGIT_BOUND, LOGIT_BOUND, stratum))
     params: dict = {}
@@ -98,7 +111,7 @@ def nll_loss_cases(draw, dtype: str | None = None, function: str = "nll_loss", *
     if w is not None:
         params["weight"] = w
     params["reduction"] = (reduction if reduction is not None
-                           else _choice(draw, HARD_FIRST_REDUCTIONS))
+                           else _reduction(draw, exclude))
     eps = 0.0
     if function == "cross_entropy" and (smoothing if smoothing is not None else smoothed):
         eps = draw(positive_label_smoothings() if smoothing else label_smoothings())
@@ -121,19 +134,23 @@ def nll_loss_cases(draw, dtype: str | None = None, function: str = "nll_loss", *
 @st.composite
 def cross_entropy_probability_cases(draw, dtype: str | None = None, *,
                                     reduction: str | None = None, weight: bool | None = None,
-                                    smoothing: bool | None = None) -> Case:
+                                    smoothing: bool | None = None,
+                                    exclude: frozenset[str] = frozenset()) -> Case:
     """``cross_entropy`` with class-probability targets (the target has the input's shape).
 
-    ``reduction``, ``weight`` and ``smoothing`` fix a family instead of drawing it, as in
-    :func:`nll_loss_cases`.
+    ``reduction``, ``weight`` and ``smoothing`` fix a family instead of drawing it, and
+    ``exclude`` names families never drawn, as in :func:`nll_loss_cases`.
     """
-    single = _stratum(draw, ("single class", SINGLE_CLASS_SHARE), default="") == "single class"
-    shape = draw(class_shapes(min_classes=1 if single else 2))
+    single = ("single class" not in exclude and _stratum(
+        draw, ("single class", SINGLE_CLASS_SHARE), default="") == "single class")
+    shape = draw(class_shapes(allow_unbatched="unbatched" not in exclude,
+                              allow_kdim="k-dim" not in exclude,
+                              min_classes=1 if single else 2))
     if single:
         shape = tuple(1 if i == class_dim(shape) else d for i, d in enumerate(shape))
     cd = class_dim(shape)
     c = shape[cd]
-    layout = _layout_for(draw, shape, cd)
+    layout = _layout_for(draw, shape, cd, exclude)
     stratum = row_stratum(draw)
     x = draw(row_values(shape, cd, -LOGIT_BOUND, LOGIT_BOUND, stratum))
     t = draw(probability_targets(shape))
@@ -141,13 +158,15 @@ def cross_entropy_probability_cases(draw, dtype: str | None = None, *,
         x = _expanded(x)
     params: dict = {}
     if weight is None:
-        weight = _choice(draw, (True, False))
+        weight = "weight" not in exclude and _choice(draw, (True, False))
     w = draw(class_weight_arrays(c)) if weight else None
     if w is not None:
         params["weight"] = w
     params["reduction"] = (reduction if reduction is not None
-                           else _choice(draw, HARD_FIRST_REDUCTIONS))
-    if smoothing is None:
+                           else _reduction(draw, exclude))
+    if smoothing is None and "label_smoothing" in exclude:
+        eps = 0.0
+    elif smoothing is None:
         eps = draw(label_smoothings())
     else:
         eps = draw(positive_label_smoothings()) if smoothing else 0.0
@@ -163,8 +182,10 @@ def cross_entropy_probability_cases(draw, dtype: str | None = None, *,
 
 
 @st.composite
-def cross_entropy_cases(draw, dtype: str | None = None) -> Case:
-    """``cross_entropy`` with either kind of target."""
-    if draw(st.booleans()):
-        return draw(nll_loss_cases(dtype, function="cross_entropy"))
-    return draw(cross_entropy_probability_cases(dtype))
+def cross_entropy_cases(draw, dtype: str | None = None,
+                        exclude: frozenset[str] = frozenset()) -> Case:
+    """``cross_entropy`` with either kind of target (class indices only when ``probability
+    target`` is in ``exclude``); ``exclude`` as in :func:`nll_loss_cases`."""
+    if "probability target" in exclude or draw(st.booleans()):
+        return draw(nll_loss_cases(dtype, function="cross_entropy", exclude=exclude))
+    return draw(cross_entropy_probability_cases(dtype, exclude=exclude))

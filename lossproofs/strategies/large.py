@@ -114,6 +114,15 @@ def _logit_range(draw) -> tuple[float, float, str]:
     return -LOGIT_BOUND, LOGIT_BOUND, "spread logits"
 
 
+def _layout(draw, exclude) -> str:
+    return "contiguous" if "non-contiguous" in exclude else draw(st.sampled_from(LAYOUTS))
+
+
+def _reduction(draw, exclude) -> str:
+    return draw(st.sampled_from(tuple(r for r in REDUCTIONS
+                                      if f"reduction:{r}" not in exclude)))
+
+
 def _tags(*names: str | None) -> frozenset[str]:
     tags = frozenset(["large", *(n for n in names if n)])
     record(*sorted(tags))
@@ -121,7 +130,7 @@ def _tags(*names: str | None) -> frozenset[str]:
 
 
 @st.composite
-def _softmax_case(draw, function: str, stratum: str, dtype: str) -> Case:
+def _softmax_case(draw, function: str, stratum: str, dtype: str, exclude) -> Case:
     b = _Builder(draw(st.integers(0, 2**31)))
     lo, hi, spread = _logit_range(draw)
     if stratum == "vocabulary":
@@ -134,10 +143,10 @@ def _softmax_case(draw, function: str, stratum: str, dtype: str) -> Case:
     x = b.array("input", shape, "uniform", lo=lo, hi=hi)
     params: dict = {"dim": dim}
     if function == "logsumexp":
-        if stratum == "long batch" and draw(st.booleans()):
+        if stratum == "long batch" and "tuple dim" not in exclude and draw(st.booleans()):
             params["dim"] = (0, 1)  # reduce everything: one sum of N·C terms
         params["keepdim"] = draw(st.booleans())
-    layout = draw(st.sampled_from(LAYOUTS))
+    layout = _layout(draw, exclude)
     return Case(function, (x,), params, dtype, layout,
                 _tags(stratum, spread, f"layout:{layout}",
                       None if layout == "contiguous" else "non-contiguous",
@@ -159,7 +168,8 @@ def _index_shape(draw, stratum: str) -> tuple[int, ...]:
     return (draw(st.sampled_from((64, 1031))), draw(st.sampled_from((7, 1000))))
 
 
-def _class_weight(draw, b: _Builder, stratum: str, dtype: str, c: int, rows: int):
+def _class_weight(draw, b: _Builder, stratum: str, dtype: str, c: int, rows: int,
+                  exclude=frozenset()):
     """The class weight of a stratum (None: no weight argument)."""
     top = max_finite(dtype)
     if stratum == "total weight":
@@ -172,13 +182,14 @@ def _class_weight(draw, b: _Builder, stratum: str, dtype: str, c: int, rows: int
         # From the smallest subnormal to a weight whose batch total stays finite.
         return b.array("weight", (c,), "log-uniform", lo=smallest_subnormal(dtype),
                        hi=top / (4 * rows))
-    if draw(st.booleans()):
+    if "weight" not in exclude and draw(st.booleans()):
         return b.array("weight", (c,), "uniform", lo=2.0**-10, hi=3.0)
     return None
 
 
 @st.composite
-def _index_case(draw, function: str, stratum: str, dtype: str, ignored: bool) -> Case:
+def _index_case(draw, function: str, stratum: str, dtype: str, ignored: bool,
+                exclude) -> Case:
     b = _Builder(draw(st.integers(0, 2**31)))
     shape = _index_shape(draw, stratum)
     c = shape[1]
@@ -190,13 +201,14 @@ def _index_case(draw, function: str, stratum: str, dtype: str, ignored: bool) ->
                 **({} if ignored else {"ignored": False}))
     rows = int(np.prod(tshape))
     params: dict = {}
-    w = _class_weight(draw, b, stratum, dtype, c, rows)
+    w = _class_weight(draw, b, stratum, dtype, c, rows, exclude)
     if w is not None:
         params["weight"] = w
-    params["reduction"] = draw(st.sampled_from(REDUCTIONS))
-    if function == "cross_entropy" and draw(st.booleans()):
+    params["reduction"] = _reduction(draw, exclude)
+    if (function == "cross_entropy" and "label_smoothing" not in exclude
+            and draw(st.booleans())):
         params["label_smoothing"] = draw(st.sampled_from((0.1, 1.0)))
-    layout = draw(st.sampled_from(LAYOUTS))
+    layout = _layout(draw, exclude)
     tags = _tags(stratum, spread, f"reduction:{params['reduction']}", "reduction",
                  *(("ignore_index", "ignore:partial") if ignored else ()),
                  "weight" if w is not None else None,
@@ -207,19 +219,19 @@ def _index_case(draw, function: str, stratum: str, dtype: str, ignored: bool) ->
 
 
 @st.composite
-def _probability_case(draw, stratum: str, dtype: str) -> Case:
+def _probability_case(draw, stratum: str, dtype: str, exclude) -> Case:
     b = _Builder(draw(st.integers(0, 2**31)))
     shape = _index_shape(draw, stratum)
     lo, hi, spread = _logit_range(draw)
     x = b.array("input", shape, "uniform", lo=lo, hi=hi)
     t = b.array("target", shape, "soft")
     params: dict = {}
-    if draw(st.booleans()):
+    if "weight" not in exclude and draw(st.booleans()):
         params["weight"] = b.array("weight", (shape[1],), "uniform", lo=2.0**-10, hi=3.0)
-    params["reduction"] = draw(st.sampled_from(REDUCTIONS))
-    if draw(st.booleans()):
+    params["reduction"] = _reduction(draw, exclude)
+    if "label_smoothing" not in exclude and draw(st.booleans()):
         params["label_smoothing"] = draw(st.sampled_from((0.1, 1.0)))
-    layout = draw(st.sampled_from(LAYOUTS))
+    layout = _layout(draw, exclude)
     tags = _tags(stratum, spread, "probability target", "reduction",
                  f"reduction:{params['reduction']}", "weight" if "weight" in params else None,
                  "label_smoothing" if params.get("label_smoothing") else None,
@@ -228,7 +240,7 @@ def _probability_case(draw, stratum: str, dtype: str) -> Case:
 
 
 @st.composite
-def _bce_case(draw, function: str, stratum: str, dtype: str) -> Case:
+def _bce_case(draw, function: str, stratum: str, dtype: str, exclude) -> Case:
     b = _Builder(draw(st.integers(0, 2**31)))
     if stratum == "long batch":
         shape: tuple[int, ...] = (draw(st.sampled_from(LONG_BATCHES)) * 3,)
@@ -252,12 +264,13 @@ def _bce_case(draw, function: str, stratum: str, dtype: str) -> Case:
     elif stratum == "weight range":
         params["weight"] = b.array("weight", shape, "log-uniform", lo=smallest_subnormal(dtype),
                                    hi=top / (128 * n))
-    elif draw(st.booleans()):
+    elif "weight" not in exclude and draw(st.booleans()):
         params["weight"] = b.array("weight", shape[-1:], "uniform", lo=0.0, hi=3.0)
-    if function == "binary_cross_entropy_with_logits" and draw(st.booleans()):
+    if (function == "binary_cross_entropy_with_logits" and "pos_weight" not in exclude
+            and draw(st.booleans())):
         params["pos_weight"] = b.array("pos_weight", shape[-1:], "uniform", lo=0.0, hi=4.0)
-    params["reduction"] = draw(st.sampled_from(REDUCTIONS))
-    layout = draw(st.sampled_from(LAYOUTS))
+    params["reduction"] = _reduction(draw, exclude)
+    layout = _layout(draw, exclude)
     tags = _tags(stratum, "reduction", f"reduction:{params['reduction']}",
                  "weight" if "weight" in params else None,
                  "pos_weight" if "pos_weight" in params else None, f"layout:{layout}",
@@ -265,17 +278,29 @@ def _bce_case(draw, function: str, stratum: str, dtype: str) -> Case:
     return Case(function, (x, y), params, dtype, layout, tags, sources=b.sources)
 
 
-def large_cases(function: str, stratum: str, dtype: str,
-                ignored: bool = True) -> st.SearchStrategy[Case]:
+def large_cases(function: str, stratum: str, dtype: str, ignored: bool = True,
+                exclude: frozenset[str] = frozenset()) -> st.SearchStrategy[Case]:
     """Cases of ``function`` in the named size ``stratum`` (one of ``STRATA[function]``);
-    class-index targets hold ignored entries unless ``ignored=False`` (for a target that
-    declares ``ignore_index`` not provided: its other parameters are still drawn)."""
+    class-index targets hold ignored entries unless ``ignored=False`` or ``ignore_index`` is in
+    ``exclude``. Families in ``exclude`` (what a target declares it does not provide) are not
+    drawn, but for the one a stratum is about (:data:`STRATUM_FAMILIES`: the test skips it)."""
     if stratum not in STRATA[function]:
         raise ValueError(f"{function} has no large stratum {stratum!r}: {STRATA[function]}")
+    exclude = frozenset(exclude)
     if function in ("softmax", "log_softmax", "logsumexp"):
-        return _softmax_case(function, stratum, dtype)
+        return _softmax_case(function, stratum, dtype, exclude)
     if stratum.startswith("probability"):
-        return _probability_case(stratum.removeprefix("probability "), dtype)
+        return _probability_case(stratum.removeprefix("probability "), dtype, exclude)
     if function in ("nll_loss", "cross_entropy"):
-        return _index_case(function, stratum, dtype, ignored)
-    return _bce_case(function, stratum, dtype)
+        return _index_case(function, stratum, dtype,
+                           ignored and "ignore_index" not in exclude, exclude)
+    return _bce_case(function, stratum, dtype, exclude)
+
+
+# The family every case of a stratum carries: a target that declares it not provided cannot
+# run the stratum at all.
+STRATUM_FAMILIES: dict[str, str] = {
+    "total weight": "weight", "weight range": "weight", "k-dim": "k-dim",
+    "probability vocabulary": "probability target",
+    "probability long batch": "probability target",
+}

@@ -27,6 +27,7 @@ from lossproofs.cases import Case
 from lossproofs.strategies import (
     MAX_CLASSES,
     MAX_SPATIAL,
+    REDUCTIONS,
     _dtype,
     _tags,
     class_weights,
@@ -96,8 +97,8 @@ def index_targets_with_ignored(draw, shape, n_classes: int, ignore_index: int | 
     return t.astype(np.int64)
 
 
-def _input_layout(draw, input_shape):
-    layout = draw(layouts())
+def _input_layout(draw, input_shape, exclude=frozenset()):
+    layout = "contiguous" if "non-contiguous" in exclude else draw(layouts())
     if layout == "expanded" and len(input_shape) == 2:
         row = draw(values((1, input_shape[1])))
         return layout, np.broadcast_to(row, input_shape).copy()
@@ -108,16 +109,27 @@ def _input_layout(draw, input_shape):
 def linear_cross_entropy_cases(draw, dtype: str | None = None, *, probabilities: bool | None =
                                None, smoothed: bool = True, ignored: bool = True,
                                weighted: bool = True, biased: bool = True,
-                               allow_unbatched: bool = True, allow_kdim: bool = True) -> Case:
+                               allow_unbatched: bool = True, allow_kdim: bool = True,
+                               exclude: frozenset[str] = frozenset()) -> Case:
     """One linear_cross_entropy call over every parameter family.
 
     ``probabilities`` forces probability (True) or class-index (False) targets; the other
     switches turn families off for properties that hold only without them (e.g. the chunked
     path runs without label smoothing and K-dim weights, ``smoothed=False, allow_kdim=False``).
+    ``exclude`` names families never drawn (what a target declares it does not provide,
+    :mod:`lossproofs.declarations`).
     """
+    if "probability target" in exclude:
+        probabilities = False
+    smoothed = smoothed and "label_smoothing" not in exclude
+    ignored = ignored and "ignore_index" not in exclude
+    weighted = weighted and "weight" not in exclude
+    biased = biased and "linear_bias" not in exclude
+    allow_unbatched = allow_unbatched and "unbatched" not in exclude
+    allow_kdim = allow_kdim and "k-dim" not in exclude
     input_shape, weight_shape = draw(linear_shapes(allow_unbatched, allow_kdim))
     c = weight_shape[0]
-    layout, x = _input_layout(draw, input_shape)
+    layout, x = _input_layout(draw, input_shape, exclude)
     w = draw(values(weight_shape))
     params: dict = {}
     bias = draw(st.one_of(st.none(), values(weight_shape[:-1]))) if biased else None
@@ -145,7 +157,9 @@ def linear_cross_entropy_cases(draw, dtype: str | None = None, *, probabilities:
     weight = draw(class_weights(c)) if weighted else None
     if weight is not None:
         params["weight"] = weight
-    params["reduction"] = draw(reductions())
+    kept = [r for r in REDUCTIONS if f"reduction:{r}" not in exclude]
+    params["reduction"] = draw(reductions() if len(kept) == len(REDUCTIONS)
+                               else st.sampled_from(kept))
     if smoothed:
         eps = draw(label_smoothings())
         if eps:

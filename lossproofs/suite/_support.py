@@ -15,6 +15,27 @@ def require(impl, *names: str):
             pytest.skip(impl.missing_reason(name))
 
 
+def declared_out(impl, *functions: str) -> frozenset[str]:
+    """The families ``impl`` declares out for any of ``functions`` (a test that calls several
+    functions on one case draws none of them)."""
+    return frozenset().union(*(impl.declared_out(f) for f in functions))
+
+
+def require_families(impl, function: str, *families: str) -> None:
+    """Skip, naming the declaration, when ``impl`` declares one of ``families`` (a test that is
+    about that family) out for ``function``."""
+    reason = impl.excluded_families(function, set(families))
+    if reason:
+        pytest.skip(f"{impl.name}: {reason}")
+
+
+def skip_if_excluded(impl, case) -> None:
+    """Skip, naming the declaration, a hand-written ``case`` that ``impl`` declares out."""
+    reason = impl.excluded(case)
+    if reason:
+        pytest.skip(f"{impl.name}: {reason}")
+
+
 def require_declared(impl, function: str, **families) -> None:
     """Skip, naming the declaration, when a parametrization needs a family (``weight=True``,
     ``ignore_index=True``, ``reduction="sum"``, ...) that ``impl`` declares it does not provide
@@ -28,13 +49,25 @@ def require_declared(impl, function: str, **families) -> None:
 
 def draw_case(data, impl, function: str, dtype: str | None, strategy=None):
     """Draw a case of ``function`` that ``impl`` declares it provides (its ``NOT_PROVIDED`` and
-    ``CONVENTIONS``): other cases are not drawn for it, and the statistics say why."""
+    ``CONVENTIONS``): the strategy takes the declaration and never draws the other families
+    (``exclude=``), so the supported subset is drawn in full, never filtered down to nothing.
+    A ``strategy`` given by the caller must have been built with the same ``exclude``; a case
+    it still draws outside the declaration is a bug of the suite, reported as such."""
+    from lossproofs.declarations import drawable
     from lossproofs.registry import LOSSES
 
-    strategy = LOSSES[function].cases(dtype) if strategy is None else strategy
-    if impl.not_provided.get(function) or impl.conventions.get(function):
-        strategy = strategy.filter(lambda c: impl.excluded(c) is None)
-    return data.draw(strategy, label="case")
+    exclude = impl.declared_out(function)
+    nothing = drawable(function, exclude)
+    if nothing:
+        pytest.skip(f"{impl.name}: {nothing}")
+    if strategy is None:
+        strategy = LOSSES[function].cases(dtype, exclude=exclude)
+    case = data.draw(strategy, label="case")
+    reason = impl.excluded(case)
+    if reason:
+        raise AssertionError(f"lossproofs bug: the strategy drew a case {impl.name} declares "
+                             f"out ({reason}); please report it with this case: {case!r}")
+    return case
 
 
 def _settle(outcome: checks.Outcome) -> None:

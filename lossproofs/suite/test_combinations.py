@@ -55,7 +55,8 @@ def test_index_target_combination(impl, function, reduction, weight, ignore_kind
                      label_smoothing=smoothing)
     case = data.draw(strategies.nll_loss_cases(
         dtype, function, reduction=reduction, weight=weight, ignore="partial",
-        ignore_kind=ignore_kind, smoothing=smoothing), label="case")
+        ignore_kind=ignore_kind, smoothing=smoothing, exclude=impl.declared_out(function)),
+        label="case")
     t, ignore_index = case.arrays[1], case.params["ignore_index"]
     assert (t == ignore_index).any() and (t != ignore_index).any(), "kept and ignored targets"
     assert case.params["reduction"] == reduction and ("weight" in case.params) == weight
@@ -75,7 +76,8 @@ def test_probability_target_combination(impl, reduction, weight, smoothing, dtyp
     require_declared(impl, "cross_entropy", reduction=reduction, weight=weight,
                      label_smoothing=smoothing, probability_target=True)
     case = data.draw(strategies.cross_entropy_probability_cases(
-        dtype, reduction=reduction, weight=weight, smoothing=smoothing), label="case")
+        dtype, reduction=reduction, weight=weight, smoothing=smoothing,
+        exclude=impl.declared_out("cross_entropy")), label="case")
     assert case.arrays[1].dtype.kind == "f" and case.arrays[1].shape == case.arrays[0].shape
     assert case.params["reduction"] == reduction and ("weight" in case.params) == weight
     assert bool(case.params.get("label_smoothing")) == smoothing

@@ -12,6 +12,7 @@ Invalid input torch accepts without an error is a ledger entry (test_divergences
 import pytest
 
 from lossproofs import reference
+from lossproofs.declarations import call_families
 from lossproofs.error_cases import ERROR_CASES
 from lossproofs.suite._support import require
 
@@ -22,8 +23,10 @@ def _id(case):
 
 def _call_or_skip(impl, case):
     require(impl, case.function)
-    reason = impl.unsupported(case.check_name) or impl.excluded_arguments(
-        case.function, case.kwargs)
+    reason = (impl.unsupported(case.check_name)
+              or impl.excluded_arguments(case.function, case.kwargs)
+              or impl.excluded_families(case.function,
+                                        call_families(case.function, case.args, case.kwargs)))
     if reason:
         pytest.skip(reason)
     args, kwargs = case.torch_args()

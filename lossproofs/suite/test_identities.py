@@ -21,9 +21,11 @@ from lossproofs import checks, reference, strategies
 from lossproofs.cases import Case
 from lossproofs.strategies import class_dim
 from lossproofs.suite._support import (
+    declared_out,
     draw_case,
     require,
     require_declared,
+    require_families,
     set_aside_divergent_cases,
 )
 from lossproofs.targets import get_target
@@ -62,13 +64,26 @@ def _on_grid(case: Case) -> Case:
 dtypes = pytest.mark.parametrize("dtype", IDENTITY_DTYPES)
 
 
+def _provided_reduction(impl, drawn: str, *functions: str) -> str:
+    """``drawn``, or the first reduction every one of ``functions`` provides when ``impl``
+    declares ``drawn`` out (skip when none is left): declared-out reductions are never run."""
+    out = declared_out(impl, *functions)
+    kept = [r for r in (drawn, *strategies.REDUCTIONS) if f"reduction:{r}" not in out]
+    if not kept:
+        pytest.skip(f"{impl.name}: every reduction is declared not provided for one of "
+                    f"{functions}")
+    return kept[0]
+
+
 # -- CrossEntropyLoss == NLLLoss ∘ LogSoftmax ---------------------------------------------------
 @dtypes
 @given(data=st.data())
 def test_cross_entropy_is_nll_of_log_softmax(impl, dtype, data):
     """The seed's claim, for every parameter of nll_loss: same value, same input gradient."""
     require(impl, "cross_entropy", "nll_loss", "log_softmax")
-    case = data.draw(strategies.nll_loss_cases(dtype), label="case")
+    case = data.draw(strategies.nll_loss_cases(
+        dtype, exclude=declared_out(impl, "cross_entropy", "nll_loss", "log_softmax")),
+        label="case")
     set_aside_divergent_cases(impl, case)
     (x, t), kw = case.torch_args((True,))
     cd = class_dim(tuple(x.shape))
@@ -103,7 +118,8 @@ def test_module_api_cross_entropy_is_nll_of_log_softmax(dtype, data):
 @given(data=st.data(), shift=st.integers(-50, 50))
 def test_softmax_is_shift_invariant_and_normalised(impl, dtype, data, shift):
     require(impl, "softmax")
-    case = _on_grid(data.draw(strategies.softmax_cases("softmax", dtype), label="case"))
+    case = _on_grid(data.draw(strategies.softmax_cases(
+        "softmax", dtype, declared_out(impl, "softmax")), label="case"))
     (x,), kw = case.torch_args()
     p = impl.softmax(x, **kw)
     scale = _forward_scale(case)
@@ -116,7 +132,8 @@ def test_softmax_is_shift_invariant_and_normalised(impl, dtype, data, shift):
 @given(data=st.data())
 def test_log_softmax_is_x_minus_logsumexp(impl, dtype, data):
     require(impl, "log_softmax", "logsumexp")
-    case = data.draw(strategies.softmax_cases("log_softmax", dtype), label="case")
+    case = data.draw(strategies.softmax_cases(
+        "log_softmax", dtype, declared_out(impl, "log_softmax", "logsumexp")), label="case")
     (x,), kw = case.torch_args()
     dim = kw["dim"]
     lse = impl.logsumexp(x, dim, keepdim=True)
@@ -136,7 +153,8 @@ def test_softmax_dtype_argument_computes_in_that_dtype(impl, function, dtype, co
     ``dtype=d`` at d's bound, it equals the same function of ``x.to(d)``, and its gradient
     (flowing back through the cast, then rounded to x's dtype) matches the closed form."""
     require(impl, function)
-    case = data.draw(strategies.softmax_cases(function, dtype), label="case")
+    case = data.draw(strategies.softmax_cases(function, dtype, declared_out(impl, function)),
+                     label="case")
     (x,), kw = case.torch_args((True,))
     torch_compute = getattr(torch, compute)
     out = impl.get(function)(x, kw["dim"], dtype=torch_compute)
@@ -165,7 +183,9 @@ def test_logsumexp_over_a_tuple_of_dims_is_nested_logsumexp(impl, dtype, data):
     """logsumexp over (a, b) equals logsumexp over b of logsumexp over a (keepdim), and the
     reference; the tuple form is drawn by the ordinary logsumexp strategy too."""
     require(impl, "logsumexp")
-    case = data.draw(strategies.softmax_cases("logsumexp", dtype).filter(
+    require_families(impl, "logsumexp", "tuple dim")
+    case = data.draw(strategies.softmax_cases(
+        "logsumexp", dtype, declared_out(impl, "logsumexp")).filter(
         lambda c: isinstance(c.params["dim"], tuple)), label="case")
     (x,), kw = case.torch_args()
     dims = kw["dim"]
@@ -193,7 +213,8 @@ def test_one_hot_probability_target_equals_index_target(impl, dtype, data):
     require(impl, "cross_entropy")
     require_declared(impl, "cross_entropy", probability_target=True)
     case = draw_case(data, impl, "cross_entropy", dtype, strategies.nll_loss_cases(
-        dtype, function="cross_entropy", ignored=False, uint8=False))
+        dtype, function="cross_entropy", ignored=False, uint8=False,
+        exclude=declared_out(impl, "cross_entropy")))
     set_aside_divergent_cases(impl, case, "forward")
     (x, t), kw = case.torch_args()
     c = x.shape[class_dim(tuple(x.shape))]
@@ -230,7 +251,8 @@ def test_label_smoothing_is_cross_entropy_on_smoothed_targets(impl, dtype, data,
     require(impl, "cross_entropy")
     require_declared(impl, "cross_entropy", label_smoothing=True, probability_target=True)
     case = draw_case(data, impl, "cross_entropy", dtype, strategies.nll_loss_cases(
-        dtype, function="cross_entropy", ignored=False, uint8=False))
+        dtype, function="cross_entropy", ignored=False, uint8=False,
+        exclude=declared_out(impl, "cross_entropy")))
     case = Case(case.function, case.arrays, {**case.params, "label_smoothing": eps}, dtype,
                 case.layout, case.tags)
     if case.params.get("reduction") == "mean" and case.params.get("weight") is not None:
@@ -258,6 +280,8 @@ def test_two_class_cross_entropy_is_bce_with_logits_of_the_difference(impl, dtyp
     """CE over logits (a, b) with target 1 is −log σ(b − a): BCE-with-logits on b − a (the
     logits on the 2⁻¹⁰ grid, so b − a is exact)."""
     require(impl, "cross_entropy", "binary_cross_entropy_with_logits")
+    reduction = _provided_reduction(impl, reduction, "cross_entropy",
+                                    "binary_cross_entropy_with_logits")
     case = _on_grid(Case("cross_entropy", (x, np.array(t)), {"reduction": reduction}, dtype))
     (xt, tt), kw = case.torch_args()
     ce = impl.cross_entropy(xt, tt, **kw)
@@ -276,6 +300,8 @@ SIGMOID_RANGE = 4.0
 def test_bce_with_logits_is_bce_of_sigmoid_away_from_saturation(impl, dtype, x, y, reduction):
     """Away from saturation (|x| ≤ SIGMOID_RANGE) the two agree at the dtype's bound."""
     require(impl, "binary_cross_entropy", "binary_cross_entropy_with_logits")
+    reduction = _provided_reduction(impl, reduction, "binary_cross_entropy",
+                                    "binary_cross_entropy_with_logits")
     case = Case("binary_cross_entropy_with_logits", (x, y), {"reduction": reduction}, dtype)
     (xt, yt), kw = case.torch_args()
     _agree(impl.binary_cross_entropy_with_logits(xt, yt, **kw),
@@ -288,8 +314,9 @@ def test_bce_with_logits_is_bce_of_sigmoid_away_from_saturation(impl, dtype, x, 
 def test_cross_entropy_gradient_is_softmax_minus_one_hot(impl, dtype, data):
     """∂CE/∂x = softmax(x) − onehot(t), divided by the number of targets for ``mean``."""
     require(impl, "cross_entropy", "softmax")
-    case = data.draw(strategies.nll_loss_cases(dtype, function="cross_entropy", ignored=False,
-                                               weighted=False, smoothed=False), label="case")
+    case = data.draw(strategies.nll_loss_cases(
+        dtype, function="cross_entropy", ignored=False, weighted=False, smoothed=False,
+        exclude=declared_out(impl, "cross_entropy", "softmax")), label="case")
     (x, t), kw = case.torch_args((True,))
     out = impl.cross_entropy(x, t, **kw)
     (grad,) = torch.autograd.grad(out, x, torch.ones_like(out))
