@@ -35,10 +35,22 @@ def run_callable(fn: Callable[..., torch.Tensor], case: Case):
         out = fn(x, kwargs.pop("dim"), **kwargs)
     else:
         out = fn(x, *tensors[1:], **kwargs)
+    if case.grad_output is not None and tuple(out.shape) != np.shape(case.grad_output) and \
+            np.ndim(case.grad_output):
+        # the problem's grad_output has the shape of the correct result
+        raise AssertionError(
+            f"{case.function} returned a result of shape {tuple(out.shape)}, expected "
+            f"{np.shape(case.grad_output)} (arguments {_describe(case)})")
     g = torch.from_numpy(np.broadcast_to(np.asarray(case.grad_output, dtype=np.float64),
                                          tuple(out.shape)).copy()).to(torch_dtype(case.dtype))
     (grad,) = torch.autograd.grad(out, x, g)
     return out.detach().double().cpu().numpy(), grad.double().cpu().numpy()
+
+
+def _describe(case: Case) -> str:
+    shapes = ", ".join(str(a.shape) for a in case.arrays)
+    params = {k: (v.shape if isinstance(v, np.ndarray) else v) for k, v in case.params.items()}
+    return f"of shapes {shapes}, {params}"
 
 
 def _fused(fn: Callable[..., torch.Tensor]):

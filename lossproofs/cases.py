@@ -18,6 +18,11 @@ from lossproofs.dtypes import DTYPES, torch_dtype  # noqa: F401  (DTYPES re-expo
 
 LAYOUTS = ("contiguous", "transposed", "sliced", "expanded")
 
+# How reproductions call the implementation under test, as (import lines, qualifier of the
+# function name): one element, replaced by the suite plugin with its target's
+# (``Target.reproduce``), since hypothesis prints a falsifying case with its repr alone.
+REPRODUCE_WITH: list[tuple[str, str]] = [("import torch.nn.functional as F", "F.")]
+
 # Argument names that hold floating tensors (converted to the case's dtype).
 _FLOAT_KWARGS = ("weight", "pos_weight", "linear_bias")
 
@@ -151,13 +156,16 @@ class Case:
         return arrays, params
 
     # -- reporting -----------------------------------------------------------------------------
-    def reproduction(self) -> str:
-        """A copy-pasteable script that runs this case through torch and the reference."""
+    def reproduction(self, target=None) -> str:
+        """A copy-pasteable script that runs this case through ``target`` (the implementation
+        under test: :data:`REPRODUCE_WITH` when None, torch.nn.functional by default) and through
+        the float64 reference."""
         from lossproofs.registry import LOSSES  # late: the registry imports this module
 
+        setup, qualifier = REPRODUCE_WITH[0] if target is None else target.reproduce
         declared = LOSSES.get(self.function)
         names = declared.arguments if declared is not None else ("input", "target")
-        lines = ["import numpy as np, torch", "import torch.nn.functional as F",
+        lines = ["import numpy as np, torch", *setup.splitlines(),
                  "from lossproofs import reference"]
         if self.sources:
             lines.append("import lossproofs.strategies.large")
@@ -184,14 +192,16 @@ class Case:
         laid = [(n, layout_for(self._tensor(a), self.layout)) for n, a in tensors]
         laid = [(n, lay) for n, lay in laid if lay != "contiguous"]
         if laid:
-            lines.insert(3, "from lossproofs.cases import lay_out")
+            lines.insert(1, "from lossproofs.cases import lay_out")
         for n, lay in laid:
             lines.append(f"t_{n} = lay_out(t_{n}, {lay!r})  # same values, non-contiguous memory")
         targs = ", ".join([f"t_{n}" for n in names[: len(self.arrays)]]
                           + [f"{k}=t_{k}" if isinstance(v, np.ndarray) else f"{k}={v!r}"
                              for k, v in self.params.items()])
-        fn = "torch.logsumexp" if self.function == "logsumexp" else f"F.{self.function}"
-        lines.append(f"print({fn}({targs}))")
+        fn = f"{qualifier}{self.function}"
+        if fn == "F.logsumexp":
+            fn = "torch.logsumexp"  # torch.nn.functional has no logsumexp
+        lines.append(f"print({fn}({targs}))  # the implementation under test")
         lines.append(f"print(reference.{self.function}({args}))  # float64, inputs as given")
         return "\n".join(lines)
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from lossproofs.cases import Case
+from lossproofs.declarations import DECLARABLE, case_families
 from lossproofs.dtypes import max_finite, tiny
 from lossproofs.registry import loss
 from lossproofs.targets import Target
@@ -125,8 +126,12 @@ class Comparison:
     bound: str
     set_aside: int = 0  # elements not compared (a known divergence affects them)
     compared: int = 0  # elements compared
+    shape_error: bool = False  # the result has another shape than the reference's
 
     def message(self, what: str, actual: np.ndarray, expected: np.ndarray) -> str:
+        if self.shape_error:
+            return (f"{what} has the wrong shape: {np.shape(actual)}, expected "
+                    f"{np.shape(expected)}")
         i = self.worst_index
         detail = "" if i is None else (
             f" worst at index {i}: actual {actual[i]!r} expected {expected[i]!r}")
@@ -156,7 +161,8 @@ def compare(actual: np.ndarray, expected: np.ndarray, dtype: str, kind: str,
     bound = f"atol {tol.atol:.3g}×scale {shown} + rtol {tol.rtol:.3g}, {dtype} {kind}"
     if actual.shape != expected.shape:
         return Comparison(False, np.inf, np.inf, None,
-                          f"shape {actual.shape} vs expected {expected.shape}")
+                          f"shape {actual.shape} vs expected {expected.shape}",
+                          shape_error=True)
     both_nan = np.isnan(actual) & np.isnan(expected)
     same_inf = np.isinf(expected) & (actual == expected)
     # An exact value beyond the dtype's range rounds to ±inf (IEEE overflow): that is the
@@ -196,9 +202,33 @@ def assert_agrees(actual, expected, case: Case, kind: str, what: str,
 
 # -- running an implementation ----------------------------------------------------------------
 def call(impl: Target, case: Case, requires_grad: tuple[bool, ...] = ()):
-    """Call ``impl``'s function on the case's tensors; returns ``(output, positional tensors)``."""
+    """Call ``impl``'s function on the case's tensors; returns ``(output, positional tensors)``.
+    An exception the implementation raises keeps its type (the ledger's strict xfails expect
+    it) and gains a note for the module's author (:func:`for_the_author`)."""
     tensors, kwargs = case.torch_args(requires_grad)
-    return impl.get(case.function)(*tensors, **kwargs), tensors
+    try:
+        return impl.get(case.function)(*tensors, **kwargs), tensors
+    except Exception as e:
+        note = (f"{impl.name}: {case.function} raised {type(e).__name__} on this case.\n"
+                + for_the_author(impl, case))
+        if hasattr(e, "add_note"):
+            e.add_note(note)
+        else:  # Python 3.10: pytest shows __notes__ all the same
+            e.__notes__ = [*getattr(e, "__notes__", []), note]
+        raise
+
+
+def for_the_author(impl: Target, case: Case) -> str:
+    """What a failing case exercises, and how a module declares what it does not provide."""
+    families = sorted(case_families(case) - {"reduction:mean"})
+    if not families:
+        return "The case uses no optional parameter family: this is a bug of the target."
+    declarable = [f for f in families if f in DECLARABLE.get(case.function, ())]
+    first = declarable[0] if declarable else families[0]
+    return (f"The case exercises {', '.join(families)}. If {case.function} does not provide "
+            f"one of them, declare it in the module, e.g. NOT_PROVIDED = "
+            f"{{{case.function!r}: {{{first!r}: '<why>'}}}}, and it is not drawn "
+            "(`lossproofs test --help` lists the families); otherwise this is a bug.")
 
 
 def forward(impl: Target, case: Case) -> tuple[np.ndarray, np.ndarray, float | np.ndarray]:
@@ -223,6 +253,10 @@ def gradients(impl: Target, case: Case, seed: int, wrt_target: bool = False):
     """
     rg = (True, wrt_target) if len(case.arrays) > 1 else (True,)
     out, tensors = call(impl, case, rg)
+    wanted = reference_forward(case).shape
+    if tuple(out.shape) != wanted:
+        raise AssertionError(f"{case.function} forward has the wrong shape: "
+                             f"{tuple(out.shape)}, expected {wanted}")
     g = grad_output_for(case, tuple(out.shape), seed)
     g_t = torch.from_numpy(g).to(out.dtype)
     leaves = [t for t, r in zip(tensors, rg) if r]
@@ -288,8 +322,14 @@ def check_forward(impl: Target, case: Case, known: bool = True) -> Outcome:
     actual = to_numpy(out)
     c = compare(actual, expected, case.dtype, "forward", forward_scale(case, expected),
                 aside.mask)
-    message = "" if c.ok else c.message(f"{case.function} forward", actual, expected)
+    message = "" if c.ok else (c.message(f"{case.function} forward", actual, expected)
+                               + _hint(impl, case))
     return Outcome("pass" if c.ok else "fail", [("forward", c)], aside.names, message)
+
+
+def _hint(impl: Target, case: Case) -> str:
+    """For a user module's failure, what the case exercises and how to declare it out."""
+    return "\n" + for_the_author(impl, case) if impl.name.startswith("module:") else ""
 
 
 def check_gradients(impl: Target, case: Case, seed: int, wrt_target: bool = False,
@@ -312,7 +352,8 @@ def check_gradients(impl: Target, case: Case, seed: int, wrt_target: bool = Fals
         comparisons.append((name, c))
         if not c.ok:
             messages.append(c.message(f"{case.function} {name}", actual, expected))
-    return Outcome("fail" if messages else "pass", comparisons, aside.names, "\n".join(messages))
+    return Outcome("fail" if messages else "pass", comparisons, aside.names,
+                   "\n".join(messages) + (_hint(impl, case) if messages else ""))
 
 
 def check_special_value(impl: Target, case: Case, expected) -> Outcome:

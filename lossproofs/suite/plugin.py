@@ -14,15 +14,19 @@ Loaded with ``-p lossproofs.suite.plugin`` (the repository's pyproject and the p
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
-from lossproofs import ledger
+from lossproofs import cases, ledger
 from lossproofs.special_cases import SpecialCase
 from lossproofs.special_cases import declared_out as special_declared_out
+from lossproofs.suite.summary import KEY, Summary, label
 from lossproofs.targets import get_target
 
 settings.register_profile("dev", max_examples=25, deadline=None)
@@ -45,13 +49,55 @@ settings.register_profile(
 settings.load_profile(
     os.environ.get("LOSSPROOFS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
+# Bounded shrinking: hypothesis shrinks a failure for up to 300 s, so a module that fails most
+# properties took longer than a coffee break. Here each failure is shrunk for at most
+# SHRINK_SECONDS (LOSSPROOFS_SHRINK_SECONDS; the thorough profile keeps hypothesis' own
+# bound): the example printed is then smaller, not always minimal. Hypothesis has no public
+# setting for it; where the internal is absent nothing changes.
+SHRINK_SECONDS = float(os.environ.get("LOSSPROOFS_SHRINK_SECONDS") or 2)
+
+
+def bound_shrinking(seconds: float = SHRINK_SECONDS) -> bool:
+    """Cap hypothesis' shrink time at ``seconds`` (not for the thorough profile)."""
+    try:
+        from hypothesis.internal.conjecture import engine
+    except ImportError:  # pragma: no cover
+        return False
+    if not hasattr(engine, "MAX_SHRINKING_SECONDS"):
+        return False
+    if settings._current_profile == "thorough":  # hypothesis exposes no public getter
+        return False
+    engine.MAX_SHRINKING_SECONDS = seconds
+    report = engine.report
+
+    def said_plainly(message, *args, **kwargs):
+        # hypothesis' own warning speaks of five minutes and asks for a bug report
+        if str(message).startswith("WARNING: Hypothesis has spent more than five minutes"):
+            message = (f"lossproofs: shrinking stopped after {seconds:g} s "
+                       "(LOSSPROOFS_SHRINK_SECONDS), so the example shown may not be minimal")
+        return report(message, *args, **kwargs)
+
+    engine.report = said_plainly
+    return True
+
+
+bound_shrinking()
+
 
 def pytest_addoption(parser):
     parser.addoption(
         "--target", default=os.environ.get("LOSSPROOFS_TARGET") or "torch",
         help="implementation under test: torch (default), nn, compile, cuda, chunked, "
              "chunked:<acc_policy>,<chunking_method>,<batch_chunk_size>, jax, tensorflow, "
-             "tinygrad, module:package.module (env LOSSPROOFS_TARGET)")
+             "tinygrad, module:package.module, module:path/to/file.py "
+             "(env LOSSPROOFS_TARGET)")
+    parser.addoption(
+        "--json", dest="lossproofs_json", default=None, metavar="PATH",
+        help="also write the closing summary (function × property → pass / fail / not "
+             "provided / not run) as JSON, with the environment; never over an existing file")
+    parser.addoption(
+        "--json-overwrite", dest="lossproofs_json_overwrite", action="store_true",
+        help="let --json replace an existing file")
 
 
 def pin_hypothesis_constants() -> bool:
@@ -104,7 +150,72 @@ def pytest_configure(config):
     pin_hypothesis_constants()
     # Resolve the target before collection: a bad --target (or cuda without a GPU) is one usage
     # error up front, not an error in every test that uses the `impl` fixture.
-    _target(config)
+    target = _target(config)
+    # Falsifying cases print a reproduction that calls this target (hypothesis prints a case
+    # with its repr alone, so the target is set once for the process).
+    cases.REPRODUCE_WITH[0] = target.reproduce
+    json_path = config.getoption("lossproofs_json", None)
+    if json_path and Path(json_path).exists() and \
+            not config.getoption("lossproofs_json_overwrite", False):
+        raise pytest.UsageError(f"--json {json_path}: the file exists; remove it or add "
+                                "--json-overwrite")
+    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
+        config.pluginmanager.register(Summary(config, target), "lossproofs-summary")
+        if first_failure_only():
+            config._lossproofs_cells = tempfile.mkdtemp(prefix="lossproofs-cells-")
+    else:
+        config._lossproofs_cells = config.workerinput.get("lossproofs_cells")
+
+
+# -- one reported failure per function × property × dtype ----------------------------------------
+# A module that fails most properties would otherwise fail (and shrink) every parametrization
+# of every property: after the first failure of a cell, the cell's other tests are skipped as
+# "not run" and the closing summary counts them. The profiles that need every failure (thorough,
+# and the teeth runs, which look for specific catchers) keep them, as does
+# LOSSPROOFS_EVERY_FAILURE=1.
+def first_failure_only() -> bool:
+    return (settings._current_profile in ("dev", "ci")
+            and not os.environ.get("LOSSPROOFS_EVERY_FAILURE"))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """xdist: the workers share the controller's record of failed cells."""
+    node.workerinput["lossproofs_cells"] = getattr(node.config, "_lossproofs_cells", None)
+
+
+def _cell_file(item) -> Path | None:
+    folder = getattr(item.config, "_lossproofs_cells", None)
+    info = dict(item.user_properties).get(KEY)
+    if not folder or info is None:
+        return None
+    key = f"{info['function']}-{info['property']}-{info['dtype']}"
+    return Path(folder) / hashlib.sha1(key.encode()).hexdigest()
+
+
+def pytest_runtest_setup(item):
+    marker = _cell_file(item)
+    if marker is not None and marker.exists():
+        info = dict(item.user_properties)[KEY]
+        cell = " × ".join(v for v in (info["function"], info["property"], info["dtype"]) if v)
+        pytest.skip(f"not run: {cell} already failed in {marker.read_text()} (one failure per "
+                    "function × property × dtype; LOSSPROOFS_EVERY_FAILURE=1 runs them all)")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.failed and not hasattr(report, "wasxfail"):
+        marker = _cell_file(item)
+        if marker is not None and not marker.exists():
+            marker.write_text(item.nodeid.split("::")[-1])
+    return report
+
+
+def pytest_unconfigure(config):
+    folder = getattr(config, "_lossproofs_cells", None)
+    if folder and not hasattr(config, "workerinput"):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # Whole test files a target may declare it cannot run, by check name, through Target.notes (a
@@ -113,8 +224,27 @@ def pytest_configure(config):
 OPTIONAL_CHECKS = {"second order": "test_second_order.py"}
 
 
+# Test files that check the suite itself, not the implementation under test: they run with
+# the default target only (the teeth run the suite against broken implementations in
+# subprocesses, minutes of work that says nothing about another target).
+SUITE_CHECK_FILES = {"test_teeth.py": "the teeth"}
+
+
 def pytest_collection_modifyitems(config, items):
     target = _target(config)
+    for item in items:
+        if "impl" in getattr(item, "fixturenames", ()):
+            # what the closing summary files the outcome under; a test of a function the
+            # target does not define is skipped here, before hypothesis runs anything
+            info = label(item)
+            item.user_properties.append((KEY, info))
+            if info["function"] in target.FUNCTIONS and target.get(info["function"]) is None:
+                item.add_marker(pytest.mark.skip(
+                    reason=f"{target.name}: {target.missing_reason(info['function'])}"))
+        if target.name != "torch" and item.path.name in SUITE_CHECK_FILES:
+            item.add_marker(pytest.mark.skip(
+                reason=f"a check of the suite itself ({SUITE_CHECK_FILES[item.path.name]}, "
+                       "which do not call the target): run `lossproofs test` without --target"))
     # The one divergence mechanism: a test parametrized as `divergence` with a ledger entry is
     # a strict xfail, expecting the entry's exception, for targets of the entry's families; any
     # other implementation must pass it.
