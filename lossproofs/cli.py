@@ -23,6 +23,8 @@ import shutil
 import sys
 import textwrap
 
+from lossproofs.declarations import DECLARABLE
+
 # name -> (module whose main(argv, prog=...) runs it, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("lossproofs.conformance", "conformance matrix for one implementation under test"),
@@ -87,11 +89,15 @@ def _listing(entries: dict[str, str], width: int = 14) -> str:
     return "\n".join(lines)
 
 
+# function -> the families it can be declared without (lossproofs.declarations, which imports
+# only numpy: cheap enough for --help)
+DECLARATION_HELP = {function: ", ".join(families) for function, families in DECLARABLE.items()}
+
 TEST_HELP = f"""\
 usage: lossproofs test [--target T] [--json PATH] [pytest arguments ...]
 
-Run the conformance suite (teeth included) against an implementation and exit with pytest's
-status.
+Run the conformance suite against an implementation and exit with pytest's status (the
+checks of the suite itself, such as the teeth, run with the default target only).
 
   lossproofs test                                   # torch.nn.functional on the CPU
   lossproofs test --target module:my_pkg.my_losses  # your own kernels
@@ -101,8 +107,18 @@ status.
 Options:
   --target T     the implementation under test (default torch, or LOSSPROOFS_TARGET); below
   --json PATH    also write the closing summary (function × property → pass / fail / not
-                 provided / not run) as JSON
+                 provided / not run) as JSON, with the environment (--json-overwrite to
+                 replace an existing file)
   anything else  goes to pytest (-k, -x, -n auto, --hypothesis-seed, ...)
+
+A module declares what it does not provide, per function, in NOT_PROVIDED (and CONVENTIONS):
+  NOT_PROVIDED = {{"cross_entropy": {{"label_smoothing": "why", "reduction:none": "why"}}}}
+Those cases are never drawn for it. The families each function can be declared without:
+{_listing(DECLARATION_HELP)}
+
+The run ends with the verdict, function × property. After the first failure of a function ×
+property × dtype the cell's other tests are not run (LOSSPROOFS_EVERY_FAILURE=1 runs them),
+and a failure is shrunk for at most LOSSPROOFS_SHRINK_SECONDS (default 2) seconds.
 
 Targets (see the README's "Testing your own implementation"):
 {_listing(BUILTIN_TARGET_HELP)}
