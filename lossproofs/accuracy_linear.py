@@ -74,6 +74,9 @@ def markdown(report: dict[str, Any]) -> str:
               f"{r['floored']:.3g} | {r['raw']:.3g} |" for r in report["records"]]
     lines += ["", f"Strata (seed {report['settings']['seed']}): "
               + "; ".join(report["strata"]) + ".", ""]
+    missing = report["settings"].get("unavailable_acc_policies") or {}
+    lines += [f"Not measured: acc_policy `{name}`: {why}." for name, why in missing.items()]
+    lines += [""] if missing else []
     return "\n".join(lines)
 
 
@@ -93,6 +96,7 @@ def main(argv: list[str] | None = None,
 
     if not hasattr(F, "linear_cross_entropy"):
         p.error("this torch has no F.linear_cross_entropy (torch ≥ 2.13)")
+    from lossproofs.linear_targets import UNAVAILABLE_ACC_POLICIES
     from lossproofs.oracle_linear import strata, ulp_study
 
     out = args.out or default_output_dir("accuracy-linear")
@@ -100,7 +104,8 @@ def main(argv: list[str] | None = None,
     records = ulp_study(dtypes=tuple(args.dtypes), seed=args.seed)
     names = {name: (*s["input"].shape, s["linear_weight"].shape[0])
              for name, s in strata(args.seed).items()}
-    report = {"settings": {"seed": args.seed, "dtypes": args.dtypes},
+    report = {"settings": {"seed": args.seed, "dtypes": args.dtypes,
+                           "unavailable_acc_policies": dict(UNAVAILABLE_ACC_POLICIES)},
               "environment": environment("cpu"),
               "strata": [f"{k}: N × in × C = {' × '.join(map(str, v))}"
                          for k, v in names.items()],

@@ -17,13 +17,24 @@ Chunked configurations (``nn.LinearCrossEntropyOptions``) are ``acc_policy`` × 
   chunk) — chosen per call from the input's N, or by a ``chunking_method`` from
   :data:`CHUNKING_METHODS` (``batch_chunk_size=None``; torch rejects the two together when they
   disagree).
+
+What the installed torch offers is read from it, not assumed of one release (see "what the
+installed torch offers" below): whether it has ``F.linear_cross_entropy`` at all
+(:data:`HAS_LINEAR_CROSS_ENTROPY`, torch ≥ 2.13), the ``acc_policy`` values and chunking methods
+its ``LinearCrossEntropyOptions`` accepts (:data:`ACC_POLICIES`, :data:`CHUNKING_METHODS`; those
+of :data:`KNOWN_ACC_POLICIES` it rejects are :data:`UNAVAILABLE_ACC_POLICIES`, with the release
+that removed them), and which calls fall back to the reference path (:data:`FALLBACK_RULE`, a
+table per release range citing torch's source).
 """
 
 from __future__ import annotations
 
+import re
+import sys
+import typing
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -35,12 +46,145 @@ from lossproofs import reference
 from lossproofs.cases import Case
 
 FUNCTION = "linear_cross_entropy"
-ACC_POLICIES = ("accurate", "balanced", "compact", "auto")
 CHUNK_SIZES = ("1", "non-divisor", "at least N")
-CHUNKING_METHODS = ("auto", "aspect_ratio", "aspect_ratio:2")
 FALLBACK_WARNING = "linear_cross_entropy: ``options`` ignored"
 SIGNATURE_DEFAULTS = dict(linear_bias=None, weight=None, reduction="mean", ignore_index=None,
                           label_smoothing=0.0)
+
+
+# -- what the installed torch offers ------------------------------------------------------------
+def _release(version: str) -> tuple[int, int]:
+    """``(major, minor)`` of a torch version string (``"2.14.1+cu130"`` → ``(2, 14)``; a
+    pre-release counts as its release)."""
+    m = re.match(r"(\d+)\.(\d+)", str(version))
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+TORCH_RELEASE = _release(torch.__version__)
+HAS_LINEAR_CROSS_ENTROPY = (hasattr(F, "linear_cross_entropy")
+                            and hasattr(nn, "LinearCrossEntropyOptions"))
+MISSING_REASON = (f"torch {torch.__version__} has no F.linear_cross_entropy / "
+                  "nn.LinearCrossEntropyOptions (added in torch 2.13)")
+
+# Every acc_policy some torch release has accepted, in the order the suite lists them; the
+# installed torch's are read from it (ACC_POLICIES below), these only name what to look for
+# and what to report missing.
+KNOWN_ACC_POLICIES = ("accurate", "balanced", "compact", "auto")
+# What happened to a known policy in a later release: (release, what), cited from torch's source.
+ACC_POLICY_CHANGES = {
+    "balanced": ((2, 14), "removed in torch 2.14 (torch/nn/modules/"
+                          "linear_cross_entropy_options.py: 2.13 accepts {'auto', 'accurate', "
+                          "'balanced', 'compact'} in __post_init__, 2.14 has _VALID_ACC_POLICIES "
+                          "= ('auto', 'accurate', 'compact'); 'compact' took over balanced's "
+                          "weight-gradient scratch on non-CUDA mixed precision)"),
+}
+KNOWN_CHUNKING_METHODS = ("auto", "aspect_ratio", "aspect_ratio:2")
+
+
+def _options_rejects(**kwargs) -> str | None:
+    """torch's ValueError message when ``nn.LinearCrossEntropyOptions(**kwargs)`` is rejected,
+    else None."""
+    try:
+        nn.LinearCrossEntropyOptions(**kwargs)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _acc_policy_candidates() -> list[str]:
+    """Names to try: the known ones, the ``acc_policy`` field's ``Literal`` annotation, torch's
+    own list where it has one (``_VALID_ACC_POLICIES``, torch ≥ 2.14) and the names its
+    ValueError for an invalid policy lists (``expected one of 'auto', ...``, torch ≥ 2.14)."""
+    names = list(KNOWN_ACC_POLICIES)
+    cls = nn.LinearCrossEntropyOptions
+    try:
+        hint = typing.get_type_hints(cls).get("acc_policy")
+    except Exception:  # an annotation this Python cannot evaluate: the other sources remain
+        hint = next((f.type for f in fields(cls) if f.name == "acc_policy"), None)
+    if typing.get_origin(hint) is typing.Literal:
+        names += [a for a in typing.get_args(hint) if isinstance(a, str)]
+    module = sys.modules.get(cls.__module__)
+    names += [a for a in getattr(module, "_VALID_ACC_POLICIES", ()) if isinstance(a, str)]
+    message = _options_rejects(acc_policy="lossproofs-not-a-policy") or ""
+    _, _, listed = message.partition("expected one of")
+    names += re.findall(r"'([^']+)'", listed)
+    return list(dict.fromkeys(names))
+
+
+def _offered() -> tuple[tuple[str, ...], dict[str, str], tuple[str, ...], dict[str, str]]:
+    if not HAS_LINEAR_CROSS_ENTROPY:
+        return ((), dict.fromkeys(KNOWN_ACC_POLICIES, MISSING_REASON), (),
+                dict.fromkeys(KNOWN_CHUNKING_METHODS, MISSING_REASON))
+    policies, missing = [], {}
+    for name in _acc_policy_candidates():
+        why = _options_rejects(acc_policy=name)
+        if why is None:
+            policies.append(name)
+            continue
+        if name not in KNOWN_ACC_POLICIES:
+            continue
+        since, what = ACC_POLICY_CHANGES.get(name, ((99, 0), ""))
+        missing[name] = (what if TORCH_RELEASE >= since else
+                         f"torch {torch.__version__} rejects it: ValueError: {why}")
+    methods, missing_methods = [], {}
+    for name in KNOWN_CHUNKING_METHODS:
+        why = _options_rejects(chunking_method=name)
+        if why is None:
+            methods.append(name)
+        else:
+            missing_methods[name] = f"torch {torch.__version__} rejects it: ValueError: {why}"
+    return tuple(policies), missing, tuple(methods), missing_methods
+
+
+# ACC_POLICIES: the acc_policy values the installed torch accepts (2.13: accurate, balanced,
+# compact, auto; 2.14: accurate, compact, auto); UNAVAILABLE_ACC_POLICIES: the known ones it
+# rejects, each with why. The same for CHUNKING_METHODS.
+ACC_POLICIES, UNAVAILABLE_ACC_POLICIES, CHUNKING_METHODS, UNAVAILABLE_CHUNKING_METHODS = (
+    _offered())
+
+
+@dataclass(frozen=True)
+class FallbackRule:
+    """When the chunked path hands a call to the reference path with a warning, in one range of
+    torch releases (``since`` on, until the next rule's). In every release so far: a K-dim
+    weight, ``label_smoothing != 0``, a reduction outside {mean, sum, none}, or a target that is
+    neither int64 class indices nor (where ``probability_targets`` says so) a chunkable
+    probability target: of the input's dtype, ``reduction`` mean or sum, not requiring grad."""
+
+    since: tuple[int, int]
+    probability_targets: bool
+    source: str
+
+
+FALLBACK_RULES = (
+    FallbackRule((2, 13), False,
+                 "torch 2.13.0 torch/nn/functional.py:3882 (linear_cross_entropy): `if options "
+                 "is not None and (out_features or reduction not in {'mean', 'sum', 'none'} or "
+                 "label_smoothing != 0.0 or target.dtype != torch.int64 or "
+                 "torch.jit.is_tracing())` warns and runs the reference path"),
+    FallbackRule((2, 14), True,
+                 "torch 2.14.1 torch/nn/functional.py:3896-3908 (linear_cross_entropy): "
+                 "`chunkable_prob_target = (target_contains_probabilities and reduction in "
+                 "{'mean', 'sum'} and target.dtype == input.dtype and not (target.requires_grad "
+                 "and torch.is_grad_enabled()))`; the fallback's dtype clause became "
+                 "`(target.dtype != torch.int64 and not chunkable_prob_target)`"),
+)
+# The rule of the installed torch: the last one whose range it is in (a torch newer than the
+# table gets the newest rule; test_fallback_probe_matches_the_rule checks it against what the
+# installed torch does). None without F.linear_cross_entropy.
+FALLBACK_RULE = (next((r for r in reversed(FALLBACK_RULES) if TORCH_RELEASE >= r.since), None)
+                 if HAS_LINEAR_CROSS_ENTROPY else None)
+PROBABILITY_TARGETS_CHUNK = bool(FALLBACK_RULE and FALLBACK_RULE.probability_targets)
+
+
+def torch_offers() -> dict[str, Any]:
+    """What the installed torch offers of ``linear_cross_entropy``, as read above (for reports
+    and the pytest header)."""
+    return {"torch": str(torch.__version__), "linear_cross_entropy": HAS_LINEAR_CROSS_ENTROPY,
+            "acc_policies": list(ACC_POLICIES), "unavailable_acc_policies":
+            dict(UNAVAILABLE_ACC_POLICIES), "chunking_methods": list(CHUNKING_METHODS),
+            "probability_targets_chunk": PROBABILITY_TARGETS_CHUNK,
+            "fallback_rule": None if FALLBACK_RULE is None else FALLBACK_RULE.source}
 
 
 def chunk_size(kind: str, n: int) -> int:
@@ -101,20 +245,39 @@ def all_configurations() -> list[ChunkedConfig]:
     return out
 
 
+REPRESENTATIVE = (
+    ChunkedConfig("accurate", "1"),
+    ChunkedConfig("accurate", "non-divisor", acc_dtype="float32"),
+    ChunkedConfig("balanced", "at least N"),
+    ChunkedConfig("balanced", "non-divisor", acc_dtype="float32"),
+    ChunkedConfig("compact", "non-divisor"),
+    ChunkedConfig("compact", "1", acc_dtype="float32"),
+    ChunkedConfig("auto", None, "auto"),
+    ChunkedConfig("accurate", None, "aspect_ratio"),
+    ChunkedConfig("compact", None, "aspect_ratio:2", acc_dtype="float32"),
+)
+
+
+def available(config: ChunkedConfig) -> ChunkedConfig:
+    """``config`` if the installed torch has its acc_policy, else the same chunking with
+    ``"compact"`` (``balanced``'s successor in torch 2.14) or the first policy it has."""
+    if config.acc_policy in ACC_POLICIES or not ACC_POLICIES:
+        return config
+    return replace(config, acc_policy="compact" if "compact" in ACC_POLICIES
+                   else ACC_POLICIES[0])
+
+
 def representative_configurations() -> list[ChunkedConfig]:
-    """A set that covers every acc_policy, every chunk-size kind and every chunking method at
-    least once, with and without a float32 accumulator (what the per-dtype properties run)."""
-    return [
-        ChunkedConfig("accurate", "1"),
-        ChunkedConfig("accurate", "non-divisor", acc_dtype="float32"),
-        ChunkedConfig("balanced", "at least N"),
-        ChunkedConfig("balanced", "non-divisor", acc_dtype="float32"),
-        ChunkedConfig("compact", "non-divisor"),
-        ChunkedConfig("compact", "1", acc_dtype="float32"),
-        ChunkedConfig("auto", None, "auto"),
-        ChunkedConfig("accurate", None, "aspect_ratio"),
-        ChunkedConfig("compact", None, "aspect_ratio:2", acc_dtype="float32"),
-    ]
+    """A set that covers every acc_policy the installed torch has, every chunk-size kind and
+    every chunking method at least once, with and without a float32 accumulator (what the
+    per-dtype properties run). A configuration of a policy the torch lacks keeps its chunking
+    under :func:`available`'s substitute (so "at least N" stays covered); any policy the list
+    does not name is added with a non-divisor chunk."""
+    out = [available(c) for c in REPRESENTATIVE
+           if available(c).chunking_method in (None, *CHUNKING_METHODS)]
+    out += [ChunkedConfig(p, "non-divisor") for p in ACC_POLICIES
+            if p not in {c.acc_policy for c in out}]
+    return list(dict.fromkeys(out))
 
 
 # -- the callables ------------------------------------------------------------------------------
@@ -282,9 +445,13 @@ def _quiet(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
-def wrt(case: Case, names: tuple[str, ...] = GRADIENTS) -> tuple[str, ...]:
-    """The gradients a check compares: ``names``, and the target's for probability targets."""
-    return (*names, "target") if case.arrays[2].dtype.kind == "f" else names
+def wrt(case: Case, names: tuple[str, ...] = GRADIENTS, frozen_target: bool = False
+        ) -> tuple[str, ...]:
+    """The gradients a check compares: ``names``, and the target's for probability targets
+    unless ``frozen_target`` (a probability target that does not require grad: torch ≥ 2.14
+    runs those on the chunked path)."""
+    floating = case.arrays[2].dtype.kind == "f"
+    return (*names, "target") if floating and not frozen_target else names
 
 
 def check_forward(impl, case: Case, known: bool = True):
@@ -306,17 +473,19 @@ def check_forward(impl, case: Case, known: bool = True):
 
 
 def check_gradients(impl, case: Case, seed: int, known: bool = True,
-                    names: tuple[str, ...] = GRADIENTS):
-    """The gradients ``names`` (``"target"`` added for probability targets) of ``case`` under
-    ``impl``, with a random ``grad_output`` drawn from ``seed``, against the reference's closed
-    forms at :func:`lossproofs.checks.linear_error_scales`; ``known`` as for
-    :func:`check_forward` (a divergence sets the case aside as a whole)."""
+                    names: tuple[str, ...] = GRADIENTS, frozen_target: bool = False):
+    """The gradients ``names`` (``"target"`` added for probability targets unless
+    ``frozen_target``) of ``case`` under ``impl``, with a random ``grad_output`` drawn from
+    ``seed``, against the reference's closed forms at :func:`lossproofs.checks.
+    linear_error_scales`; ``known`` as for :func:`check_forward` (a divergence sets the case
+    aside as a whole)."""
     from lossproofs import checks, ledger
 
     aside = (ledger.set_aside(impl, case, "gradient", ()) if known else ledger.SetAside())
     if aside.whole:
         return checks.Outcome("set aside", [], aside.names)
-    g, results = _quiet(gradients, impl.get(FUNCTION), case, seed, wrt(case, names))
+    g, results = _quiet(gradients, impl.get(FUNCTION), case, seed,
+                        wrt(case, names, frozen_target))
     scales = checks.linear_error_scales(case, g)
     comparisons, messages = [], []
     for name, actual, expected in results:
@@ -329,14 +498,21 @@ def check_gradients(impl, case: Case, seed: int, known: bool = True,
 
 
 # -- fallbacks ----------------------------------------------------------------------------------
-def documented_fallback(case: Case) -> bool:
-    """torch's documented rule: the chunked path runs only for an int64 class-index target,
-    ``label_smoothing == 0`` and a 2-D linear weight (no K-dim loss); else it warns and falls
-    back to the reference path."""
+def documented_fallback(case: Case, target_requires_grad: bool = False) -> bool:
+    """Whether the installed torch's chunked path warns and falls back to the reference path
+    on ``case`` (:data:`FALLBACK_RULE`): always for label smoothing, a K-dim linear weight or a
+    target that is not int64 class indices, except, from torch 2.14, a probability target with
+    ``reduction`` mean or sum that does not require grad (:func:`tensors` makes it in the
+    case's dtype, the input's, as torch requires)."""
     target_array = case.arrays[2]
-    return (target_array.dtype != np.int64
-            or case.params.get("label_smoothing", 0.0) != 0.0
-            or case.arrays[1].ndim > 2)
+    if case.params.get("label_smoothing", 0.0) != 0.0 or case.arrays[1].ndim > 2:
+        return True
+    if target_array.dtype == np.int64:
+        return False
+    if target_array.dtype.kind == "f" and PROBABILITY_TARGETS_CHUNK:
+        return (case.params.get("reduction", "mean") not in ("mean", "sum")
+                or target_requires_grad)
+    return True
 
 
 def call_recording_warnings(fn, *args, **kwargs) -> tuple[Any, list[str]]:
@@ -345,6 +521,26 @@ def call_recording_warnings(fn, *args, **kwargs) -> tuple[Any, list[str]]:
         warnings.simplefilter("always")
         out = fn(*args, **kwargs)
     return out, [str(w.message) for w in caught if FALLBACK_WARNING in str(w.message)]
+
+
+PROBE_FALLBACK_FAMILIES = {
+    # family: falls back (under a rule whose probability_targets is False, True)
+    "plain": (False, False), "bias, class weight, ignore_index": (False, False),
+    "reduction none": (False, False), "unbatched": (False, False),
+    "label smoothing": (True, True), "negative label smoothing": (True, True),
+    "probability target": (True, False), "probability target, reduction sum": (True, False),
+    "probability target, reduction none": (True, True),
+    "probability target requiring grad": (True, True),
+    "uint8 target": (True, True), "K-dim weight": (True, True),
+}
+
+
+def expected_fallbacks(rule: FallbackRule | None = None) -> set[str]:
+    """The families of :func:`probe_fallbacks` that fall back under ``rule`` (the installed
+    torch's by default)."""
+    rule = rule or FALLBACK_RULE
+    return {family for family, fallback in PROBE_FALLBACK_FAMILIES.items()
+            if fallback[bool(rule and rule.probability_targets)]}
 
 
 def probe_fallbacks(configs: list[ChunkedConfig] | None = None) -> list[dict]:
@@ -365,6 +561,9 @@ def probe_fallbacks(configs: list[ChunkedConfig] | None = None) -> list[dict]:
         "label smoothing": ((x, w, t), dict(label_smoothing=0.1)),
         "negative label smoothing": ((x, w, t), dict(label_smoothing=-0.1)),
         "probability target": ((x, w, p), {}),
+        "probability target, reduction sum": ((x, w, p), dict(reduction="sum")),
+        "probability target, reduction none": ((x, w, p), dict(reduction="none")),
+        "probability target requiring grad": ((x, w, p.clone().requires_grad_()), {}),
         "uint8 target": ((x, w, t.to(torch.uint8)), {}),
         "K-dim weight": ((x, w.reshape(2, 2, 2), torch.zeros(3, 2, dtype=torch.int64)), {}),
     }

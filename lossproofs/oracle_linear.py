@@ -294,9 +294,24 @@ def floors(case) -> dict[str, np.ndarray]:
             "linear_bias": np.sum(e, axis=0)}
 
 
-POLICIES = (("reference path", None), ("accurate", None), ("balanced", None),
-            ("compact", None), ("auto", None), ("accurate", "float32"),
-            ("balanced", "float32"), ("compact", "float32"))
+ALL_POLICIES = (("reference path", None), ("accurate", None), ("balanced", None),
+                ("compact", None), ("auto", None), ("accurate", "float32"),
+                ("balanced", "float32"), ("compact", "float32"))
+
+
+def _offered_policies() -> tuple[tuple[str, str | None], ...]:
+    """:data:`ALL_POLICIES` less the acc_policy values the installed torch does not have
+    (:data:`lossproofs.linear_targets.UNAVAILABLE_ACC_POLICIES`: ``balanced`` from torch 2.14),
+    and any it has that the list does not name, with and without a float32 ``acc_dtype``."""
+    from lossproofs.linear_targets import ACC_POLICIES
+
+    out = [(p, a) for p, a in ALL_POLICIES if p == "reference path" or p in ACC_POLICIES]
+    named = {p for p, _ in ALL_POLICIES}
+    out += [(p, a) for p in ACC_POLICIES if p not in named for a in (None, "float32")]
+    return tuple(out)
+
+
+POLICIES = _offered_policies()
 
 
 def ulp_study(dtypes=("float64", "float32", "float16", "bfloat16"), policies=POLICIES,

@@ -61,17 +61,23 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def linear(impl):
-    """The target's linear_cross_entropy (skips with its reason when it has none)."""
+    """The target's linear_cross_entropy (skips with its reason when it has none, and for
+    torch's own targets when the installed torch has no ``F.linear_cross_entropy``)."""
     require(impl, FUNCTION)
+    if TORCH in impl.families and not L.HAS_LINEAR_CROSS_ENTROPY:
+        pytest.skip(f"{impl.name}: {L.MISSING_REASON}")
     return impl.get(FUNCTION)
 
 
 @pytest.fixture(scope="module")
 def torch_paths(impl):
-    """For tests about torch's own paths and options: torch-family targets only."""
+    """For tests about torch's own paths and options: torch-family targets only, on a torch
+    that has ``F.linear_cross_entropy`` (torch ≥ 2.13; else skipped with that reason)."""
     if TORCH not in impl.families:
         pytest.skip(f"{impl.name}: about torch's linear_cross_entropy paths and options "
                     "(torch-family targets only)")
+    if not L.HAS_LINEAR_CROSS_ENTROPY:
+        pytest.skip(L.MISSING_REASON)
 
 
 def _examples(kind: str):

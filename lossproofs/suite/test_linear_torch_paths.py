@@ -1,5 +1,6 @@
-"""``linear_cross_entropy``: torch's own paths and ``options`` (torch 2.13's
-``F.linear_cross_entropy``; the target under test is ``test_linear_cross_entropy.py``'s).
+"""``linear_cross_entropy``: torch's own paths and ``options`` (``F.linear_cross_entropy``,
+torch ≥ 2.13, as the installed torch offers it: :func:`lossproofs.linear_targets.torch_offers`;
+the target under test is ``test_linear_cross_entropy.py``'s).
 
 For torch-family targets only (they are about torch's own paths and ``options``), over a
 representative set of chunked configurations
@@ -117,9 +118,10 @@ def test_nn_module_equals_functional(torch_paths, case, config, seed):
 
 
 # -- the autograd contract per path -----------------------------------------------------------
-RETAIN_CONFIGS = [L.ChunkedConfig("accurate", "non-divisor", allow_retain_graph=True),
-                  L.ChunkedConfig("compact", "1", acc_dtype="float32", allow_retain_graph=True),
-                  L.ChunkedConfig("balanced", None, "aspect_ratio", allow_retain_graph=True)]
+RETAIN_CONFIGS = [L.available(c) for c in (
+    L.ChunkedConfig("accurate", "non-divisor", allow_retain_graph=True),
+    L.ChunkedConfig("compact", "1", acc_dtype="float32", allow_retain_graph=True),
+    L.ChunkedConfig("balanced", None, "aspect_ratio", allow_retain_graph=True))]
 
 
 @shared._examples("contract")
@@ -237,16 +239,26 @@ def test_func_grad_raises_on_the_chunked_path_and_works_on_the_reference_path(to
 
 # -- fallbacks --------------------------------------------------------------------------------
 @shared._examples("identity")
-@given(case=fallback_cases(), config=st.sampled_from(shared.CONFIGS))
-def test_documented_fallback_warns_and_equals_the_reference_path(torch_paths, case, config):
-    """Label smoothing, probability or uint8 targets and K-dim weights: the chunked path warns
-    and runs the reference path, so the value is bitwise the reference path's."""
-    assert L.documented_fallback(case)
-    args, kwargs, _ = L.tensors(case)
+@given(case=fallback_cases(), config=st.sampled_from(shared.CONFIGS),
+       target_grad=st.booleans())
+def test_documented_fallback_warns_and_equals_the_reference_path(torch_paths, case, config,
+                                                                 target_grad):
+    """Label smoothing, probability or uint8 targets and K-dim weights, under the installed
+    torch's rule (:data:`lossproofs.linear_targets.FALLBACK_RULE`): a call the rule hands back
+    warns and runs the reference path, so the value is bitwise the reference path's; a call it
+    keeps (from torch 2.14, a probability target with reduction mean or sum that does not
+    require grad) does not warn (its values are test_torch_paths_match_reference's)."""
+    fallback = L.documented_fallback(case, target_requires_grad=target_grad)
+    args, kwargs, _ = L.tensors(case, frozenset({"target"} if target_grad else ()))
     out, warned = L.call_recording_warnings(L.chunked(config), *args, **kwargs)
-    assert warned, f"no fallback warning for {case!r}"
+    if not fallback:
+        event("chunked by this torch (not a fallback)")
+        assert not warned, (f"torch {torch.__version__} warned on a call its rule runs on the "
+                            f"chunked path ({L.FALLBACK_RULE.source}): {warned}")
+        return
+    assert warned, f"no fallback warning for {case!r} (target requires grad: {target_grad})"
     expected = L.reference_path()(*args, **kwargs)
-    assert torch.equal(out.nan_to_num(), expected.nan_to_num())
+    assert torch.equal(out.detach().nan_to_num(), expected.detach().nan_to_num())
 
 
 @shared._examples("identity")
@@ -258,11 +270,60 @@ def test_supported_configurations_do_not_warn(torch_paths, case, config):
     assert not warned, warned
 
 
-def test_fallback_probe_matches_the_documentation(torch_paths):
-    expected_fallback = {"label smoothing", "negative label smoothing", "probability target",
-                         "uint8 target", "K-dim weight"}
+def test_fallback_probe_matches_the_rule(torch_paths):
+    """One small call per argument family and configuration warns exactly where the installed
+    torch's rule (:data:`lossproofs.linear_targets.FALLBACK_RULE`, cited from its source) says
+    it falls back: a torch newer than the table whose rule changed fails here."""
+    expected_fallback = L.expected_fallbacks()
     for record in L.probe_fallbacks():
-        assert record["warned"] == (record["family"] in expected_fallback), record
+        assert record["warned"] == (record["family"] in expected_fallback), (
+            record, L.FALLBACK_RULE.source)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_probability_targets_on_the_chunked_path_follow_the_rule(torch_paths, reduction):
+    """torch 2.13 falls back on every probability target; torch 2.14 runs a probability target
+    of the input's dtype with reduction mean or sum on the chunked path when it does not
+    require grad (:data:`lossproofs.linear_targets.PROBABILITY_TARGETS_CHUNK`). Either way the
+    value and the gradients of input, weight and bias are the reference path's."""
+    x, w, b, _, _ = _small()
+    p = torch.softmax(torch.randn(5, 4, generator=torch.Generator().manual_seed(3),
+                                  dtype=torch.float64), 1)
+    fn = L.chunked(L.ChunkedConfig("accurate", "non-divisor"))
+    out, warned = L.call_recording_warnings(fn, x, w, p, linear_bias=b, reduction=reduction)
+    assert bool(warned) == (not L.PROBABILITY_TARGETS_CHUNK), (warned, L.FALLBACK_RULE.source)
+    expected = F.linear_cross_entropy(x, w, p, linear_bias=b, reduction=reduction)
+    gx, gw, gb = torch.autograd.grad(out, (x, w, b))
+    ex, ew, eb = torch.autograd.grad(expected, (x, w, b))
+    for got, want in ((out, expected), (gx, ex), (gw, ew), (gb, eb)):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@shared._examples("identity")
+@given(data=st.data())
+def test_chunked_probability_targets_match_reference(torch_paths, dtype, data):
+    """From torch 2.14 the chunked path computes probability targets itself (reduction mean or
+    sum, a target of the input's dtype that does not require grad): each representative
+    configuration's value and input, linear_weight and linear_bias gradients against the
+    reference, the target frozen (the chunked op has no gradient for it). Skipped where the
+    installed torch hands every probability target back (torch 2.13: the fallback tests)."""
+    if not L.PROBABILITY_TARGETS_CHUNK:
+        pytest.skip(f"torch {torch.__version__} runs probability targets on the reference path "
+                    f"({L.FALLBACK_RULE.source})")
+    case = data.draw(linear_cross_entropy_cases(dtype, probabilities=True, smoothed=False,
+                                                allow_kdim=False).filter(
+        lambda c: c.params["reduction"] in ("mean", "sum")), label="case")
+    assert not L.documented_fallback(case)
+    config = data.draw(st.sampled_from(shared.CONFIGS), label="config")
+    target = L.chunked_target(config)
+    event(config.name)
+    seed = data.draw(st.integers(0, 2**16), label="seed")
+    args, kwargs, _ = L.tensors(case, frozenset(shared.GRADS))
+    _, warned = L.call_recording_warnings(L.chunked(config), *args, **kwargs)
+    assert not warned, warned  # the chunked path itself, not the fallback
+    shared._settle(L.check_forward(target, case))
+    shared._settle(L.check_gradients(target, case, seed, frozen_target=True))
 
 
 # -- special values per path ------------------------------------------------------------------
@@ -336,16 +397,25 @@ def test_reference_path_has_none_of_the_chunked_divergences(torch_paths):
 
 
 # -- the built-in target "chunked" -------------------------------------------------------------
+def _unless_offered(config: L.ChunkedConfig):
+    """An xfail mark (strict, the target's ValueError) naming why, when the installed torch
+    does not have ``config``'s acc_policy (``balanced``: removed in torch 2.14)."""
+    why = L.UNAVAILABLE_ACC_POLICIES.get(config.acc_policy)
+    return [] if why is None else [pytest.mark.xfail(
+        strict=True, raises=ValueError, reason=f"acc_policy {config.acc_policy!r}: {why}")]
+
+
 @pytest.mark.parametrize("spec,config", [
-    (None, L.ChunkedConfig()),
-    ("compact,none,1", L.ChunkedConfig("compact", "1")),
-    ("balanced,none,at-least-N", L.ChunkedConfig("balanced", "at least N")),
-    ("auto,aspect_ratio:2,none,float32", L.ChunkedConfig("auto", None, "aspect_ratio:2",
-                                                         "float32")),
-])
+    pytest.param(spec, config, marks=_unless_offered(config)) for spec, config in (
+        (None, L.ChunkedConfig()),
+        ("compact,none,1", L.ChunkedConfig("compact", "1")),
+        ("balanced,none,at-least-N", L.ChunkedConfig("balanced", "at least N")),
+        ("auto,aspect_ratio:2,none,float32", L.ChunkedConfig("auto", None, "aspect_ratio:2",
+                                                             "float32")))])
 def test_chunked_target_runs_the_configuration_it_names(torch_paths, spec, config):
     """``--target chunked[:<acc_policy>,<chunking_method>,<batch_chunk_size>[,<acc_dtype>]]``
-    is that configuration: its value is bitwise the functional's with the same options."""
+    is that configuration: its value is bitwise the functional's with the same options. A
+    policy the installed torch does not have is rejected by name (strict xfail, with why)."""
     from lossproofs.targets import get_target
 
     target = get_target("chunked" if spec is None else f"chunked:{spec}")
