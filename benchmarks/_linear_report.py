@@ -161,10 +161,13 @@ def plots(payload: dict[str, Any], out: Path, overwrite: bool) -> list[Path]:
                 pts = sorted((r["V"], r) for r in rows if r["variant"] == variant)
                 style = "--" if variant == MATMUL else "-"
                 if len(pts) >= 2:
+                    # median_s is the median of the repeats' medians, q1_s/q3_s are over all
+                    # blocks: on a busy machine the median can lie outside [q1, q3], and
+                    # matplotlib refuses a negative error bar, so each bar reaches the median
                     time_lines.append((LABELS[variant], [v for v, _ in pts],
                                        [r["median_s"] for _, r in pts],
-                                       [r["q1_s"] for _, r in pts],
-                                       [r["q3_s"] for _, r in pts], style))
+                                       [min(r["q1_s"], r["median_s"]) for _, r in pts],
+                                       [max(r["q3_s"], r["median_s"]) for _, r in pts], style))
                 mem = [(v, r["peak_bytes"]) for v, r in pts if r["peak_bytes"]]
                 if len(mem) >= 2:
                     memory_lines.append((LABELS[variant], [v for v, _ in mem],

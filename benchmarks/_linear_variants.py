@@ -10,7 +10,10 @@ Variants (each takes hidden states ``x`` (N × D), the head's weight ``W`` (V ×
 - ``chunked[<policy>]``: ``F.linear_cross_entropy`` with
   ``nn.LinearCrossEntropyOptions(acc_policy=<policy>)`` for each of accurate, balanced, compact,
   auto (torch's default ``chunking_method`` and ``batch_chunk_size``): logits formed a chunk of
-  rows at a time, the backward computed during the forward;
+  rows at a time, the backward computed during the forward. A policy the installed torch does
+  not have (``balanced`` from torch 2.14) is excluded with the reason
+  (:data:`lossproofs.linear_targets.UNAVAILABLE_ACC_POLICIES`), so the records keep one shape
+  across releases;
 - ``compiled``: ``torch.compile`` of the unfused form (``dynamic=False``; compile time excluded
   from the timings, listed separately);
 - ``liger``: Liger-Kernel's ``LigerFusedLinearCrossEntropyLoss`` where it is installed and the
@@ -35,10 +38,14 @@ import torch.nn.functional as F
 from benchmarks._measure import Point, Prepared
 from benchmarks._memory import peak_bytes
 from benchmarks._variants import check_agreement
+from lossproofs import linear_targets
 
 UNFUSED = "unfused"
 REFERENCE = "reference"
-POLICIES = ("accurate", "balanced", "compact", "auto")
+# Every acc_policy a torch release has had, and any new one the installed torch offers; the
+# installed torch's are linear_targets.ACC_POLICIES (read from torch, not assumed).
+POLICIES = tuple(dict.fromkeys((*linear_targets.KNOWN_ACC_POLICIES,
+                                *linear_targets.ACC_POLICIES)))
 CHUNKED = tuple(f"chunked[{p}]" for p in POLICIES)
 COMPILED = "compiled"
 LIGER = "liger"
@@ -139,16 +146,24 @@ def _loss_functions(case: LinearCase, compile_enabled: bool, backend: str,
     """Variant → ``loss(x, w, t)``, and the excluded variants with their reasons."""
     fns: dict[str, Callable[..., torch.Tensor]] = {UNFUSED: _unfused}
     excluded: dict[str, tuple[str, str]] = {}
-    if hasattr(F, "linear_cross_entropy"):
+    if linear_targets.HAS_LINEAR_CROSS_ENTROPY:
         fns[REFERENCE] = lambda x, w, t: F.linear_cross_entropy(x, w, t)
         for variant, policy in zip(CHUNKED, POLICIES, strict=True):
-            options = torch.nn.LinearCrossEntropyOptions(acc_policy=policy)
+            if policy not in linear_targets.ACC_POLICIES:
+                excluded[variant] = ("skipped", f"torch {torch.__version__} has no acc_policy "
+                                     f"{policy!r}: "
+                                     + linear_targets.UNAVAILABLE_ACC_POLICIES.get(policy, ""))
+                continue
+            try:  # a policy torch lists but rejects here excludes its variant, not the point
+                options = torch.nn.LinearCrossEntropyOptions(acc_policy=policy)
+            except (TypeError, ValueError) as exc:
+                excluded[variant] = ("error", f"{type(exc).__name__}: {exc}")
+                continue
             fns[variant] = (lambda o: lambda x, w, t: F.linear_cross_entropy(x, w, t,
                                                                               options=o))(options)
     else:
         for variant in (REFERENCE, *CHUNKED):
-            excluded[variant] = ("skipped", f"torch {torch.__version__} has no "
-                                            "F.linear_cross_entropy (torch ≥ 2.13)")
+            excluded[variant] = ("skipped", linear_targets.MISSING_REASON)
     if not compile_enabled:
         excluded[COMPILED] = ("skipped", "torch.compile disabled (--no-compile)")
     elif not case.with_compile:
