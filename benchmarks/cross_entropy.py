@@ -40,8 +40,8 @@ from benchmarks._variants import (
     BenchmarkCase,
     point,
 )
-from lossproofs.cli import description
 from lossproofs.environment import claim_output, default_output_dir, write_json
+from lossproofs.helptext import description
 
 SCHEMA = "lossproofs.benchmarks.cross_entropy/2"
 

@@ -46,8 +46,8 @@ from benchmarks._linear_variants import (
     point,
 )
 from benchmarks._measure import MeasureConfig, Suite
-from lossproofs.cli import description
 from lossproofs.environment import default_output_dir
+from lossproofs.helptext import description
 
 SCHEMA = "lossproofs.benchmarks.linear_cross_entropy/2"
 

@@ -43,6 +43,7 @@ from lossproofs.error_model import (
     floored_ulps,
     intermediate_overflow,
 )
+from lossproofs.helptext import TARGET_OPTION_HELP, description
 from lossproofs.registry import GENERIC_FUNCTIONS
 from lossproofs.strategies import extreme
 from lossproofs.targets import Target, get_target
@@ -306,7 +307,6 @@ def _target(spec: str) -> Target:
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m lossproofs accuracy") -> int:
-    from lossproofs.cli import TARGET_OPTION_HELP, description
 
     parser = argparse.ArgumentParser(prog=prog, description=description(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

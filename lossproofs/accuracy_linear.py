@@ -26,6 +26,7 @@ from lossproofs.environment import (
     write_json,
     write_text,
 )
+from lossproofs.helptext import description
 
 QUANTITIES = ("forward", "input", "linear_weight", "linear_bias")
 DTYPES = ("float64", "float32", "float16", "bfloat16")
@@ -82,8 +83,6 @@ def markdown(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None,
          prog: str = "python -m lossproofs accuracy-linear") -> int:
-    from lossproofs.cli import description
-
     p = argparse.ArgumentParser(prog=prog, description=description(__doc__),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=None,

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lossproofs.declarations import ARGUMENTS
 from lossproofs.dtypes import DTYPES, torch_dtype  # noqa: F401  (DTYPES re-exported)
 
 LAYOUTS = ("contiguous", "transposed", "sliced", "expanded")
@@ -160,11 +161,8 @@ class Case:
         """A copy-pasteable script that runs this case through ``target`` (the implementation
         under test: :data:`REPRODUCE_WITH` when None, torch.nn.functional by default) and through
         the float64 reference."""
-        from lossproofs.registry import LOSSES  # late: the registry imports this module
-
         setup, qualifier = REPRODUCE_WITH[0] if target is None else target.reproduce
-        declared = LOSSES.get(self.function)
-        names = declared.arguments if declared is not None else ("input", "target")
+        names = ARGUMENTS.get(self.function, ("input", "target"))
         lines = ["import numpy as np, torch", *setup.splitlines(),
                  "from lossproofs import reference"]
         if self.sources:

@@ -8,79 +8,32 @@ are set aside element by element: the rest of the result is still compared.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import torch
 
+from lossproofs import error_model, ledger, oracle
+from lossproofs.accuracy_implementations import run_callable
 from lossproofs.cases import Case
+from lossproofs.comparison import (  # noqa: F401  (re-exported: checks is the suite's entry)
+    Comparison,
+    Outcome,
+    _per_element,
+    _row_scale,
+    assert_agrees,
+    compare,
+    error_scale,
+    nontrivial,
+    reference_forward,
+    to_numpy,
+)
 from lossproofs.declarations import DECLARABLE, case_families
-from lossproofs.dtypes import max_finite, tiny
+from lossproofs.error_model import floors
+from lossproofs.ledger import Divergence
 from lossproofs.registry import loss
 from lossproofs.targets import Target
-from lossproofs.tolerances import tolerance
-
-
-def to_numpy(t: torch.Tensor) -> np.ndarray:
-    """A tensor (any dtype, any device) as a float64 NumPy array, exactly."""
-    return t.detach().to("cpu", torch.float64).numpy()
-
-
-def reference_forward(case: Case) -> np.ndarray:
-    """The float64 reference on the values the implementation sees."""
-    arrays, params = case.reference_args()
-    return np.asarray(loss(case.function).reference(*arrays, **params), dtype=np.float64)
-
-
-def nontrivial(case: Case, expected: np.ndarray) -> bool:
-    """A case that can show a wrong kernel: at least two input elements, non-constant logits
-    (or probabilities) and a non-zero expected value."""
-    x = case.rounded(case.arrays[0])
-    finite = np.asarray(expected)[np.isfinite(expected)]
-    return bool(x.size >= 2 and np.ptp(x) > 0 and np.any(finite != 0))
-
-
-def error_scale(case: Case, expected: np.ndarray) -> float:
-    """The whole-result magnitude against which absolute error is measured for this case (the
-    checks compare unreduced outputs per element, :func:`forward_scale`).
-
-    Summation error grows with ``Σ|ℓ_i|``, not with ``|Σℓ_i|``: for ``sum`` the scale is
-    ``Σ|ℓ_i|`` over the unreduced terms; for ``mean`` the same divided by the reference's own
-    denominator (recovered as ``sum/mean``). Unreduced outputs use ``max|expected|``. Never
-    below 1, so that results near zero are compared absolutely.
-    """
-    reduction = case.params.get("reduction")
-    if reduction in ("sum", "mean"):
-        arrays, params = case.reference_args()
-        fn = loss(case.function).reference
-        terms = np.abs(np.asarray(fn(*arrays, **{**params, "reduction": "none"})))
-        total = float(np.sum(terms[np.isfinite(terms)]))
-        if reduction == "mean":
-            s = float(fn(*arrays, **{**params, "reduction": "sum"}))
-            m = float(fn(*arrays, **{**params, "reduction": "mean"}))
-            total = total * abs(m / s) if (s != 0 and np.isfinite(m / s)) else float(
-                np.max(terms, initial=0.0))
-        return max(1.0, total)
-    return _row_scale(expected)
-
-
-def _row_scale(expected: np.ndarray) -> float:
-    """``max|expected|`` over the finite elements, never below 1: the whole-result scale."""
-    finite = np.abs(expected[np.isfinite(expected)])
-    return max(1.0, float(np.max(finite, initial=0.0)))
-
-
-def _per_element(row_scale: float, floor, shape: tuple[int, ...]) -> np.ndarray:
-    """The per-element scale: the error model's floor (the magnitudes of the terms that element
-    combines, :func:`lossproofs.error_model.floors`), never above the whole-result scale it
-    replaces, so an element is compared no more loosely than before and a small element can
-    no longer hide behind a large one. An undefined floor (NaN: a NaN input, or 0/0 where
-    every target is ignored) compares the element absolutely, at the representability floor
-    of :func:`compare`. No floor (None): the whole-result scale."""
-    if floor is None:  # a function the error model does not cover
-        return row_scale
-    floor = np.broadcast_to(np.asarray(floor, dtype=np.float64), shape)
-    return np.minimum(row_scale, np.where(np.isnan(floor), 0.0, floor))
+from lossproofs.tolerances import ulp_bound
 
 
 def forward_scale(case: Case, expected: np.ndarray) -> float | np.ndarray:
@@ -88,8 +41,6 @@ def forward_scale(case: Case, expected: np.ndarray) -> float | np.ndarray:
     for ``sum``/``mean``, and per element for unreduced outputs (see :func:`_per_element`)."""
     if case.params.get("reduction") in ("sum", "mean"):
         return error_scale(case, expected)
-    from lossproofs.error_model import floors  # late: error_model imports the oracle
-
     expected = np.asarray(expected, dtype=np.float64)
     return _per_element(_row_scale(expected), floors(case)["forward"], expected.shape)
 
@@ -110,94 +61,7 @@ def gradient_scale(case: Case | str, expected: np.ndarray,
     row = _row_scale(expected) if loss(function).coupled_gradient else 1.0
     if isinstance(case, str):
         return row
-    from lossproofs.error_model import floors  # late: error_model imports the oracle
-
     return _per_element(row, floors(case, grad_output).get(which), expected.shape)
-
-
-@dataclass
-class Comparison:
-    """Outcome of one elementwise comparison; ``ok`` when every element is within bound."""
-
-    ok: bool
-    max_abs_error: float
-    max_rel_error: float
-    worst_index: tuple[int, ...] | None
-    bound: str
-    set_aside: int = 0  # elements not compared (a known divergence affects them)
-    compared: int = 0  # elements compared
-    shape_error: bool = False  # the result has another shape than the reference's
-
-    def message(self, what: str, actual: np.ndarray, expected: np.ndarray) -> str:
-        if self.shape_error:
-            return (f"{what} has the wrong shape: {np.shape(actual)}, expected "
-                    f"{np.shape(expected)}")
-        i = self.worst_index
-        detail = "" if i is None else (
-            f" worst at index {i}: actual {actual[i]!r} expected {expected[i]!r}")
-        aside = f"; {self.set_aside} element(s) set aside" if self.set_aside else ""
-        return (f"{what} disagrees: max abs error {self.max_abs_error:.3g}, max rel error "
-                f"{self.max_rel_error:.3g} (bound {self.bound}){detail}{aside}")
-
-
-def compare(actual: np.ndarray, expected: np.ndarray, dtype: str, kind: str,
-            scale: float | np.ndarray = 1.0,
-            set_aside: np.ndarray | None = None) -> Comparison:
-    """Elementwise ``|a − e| ≤ atol·max(scale, tiny) + rtol·|e|``; NaN must match NaN, ±inf
-    match exactly.
-
-    ``scale`` is a scalar or an array broadcastable to the result (one scale per element).
-    It is never taken below the dtype's smallest normal ``tiny``: below it the dtype's spacing
-    is the fixed subnormal step ``tiny·ε``, so a correctly rounded result near 0 may be off by
-    half of it (the representability floor, see :mod:`lossproofs.tolerances`).
-    ``set_aside`` marks elements not compared (a known divergence affects them)."""
-    actual = np.asarray(actual, dtype=np.float64)
-    expected = np.asarray(expected, dtype=np.float64)
-    tol = tolerance(dtype, kind)
-    scale = np.maximum(np.asarray(scale, dtype=np.float64), tiny(dtype))
-    shown = (f"{float(scale):.3g}" if scale.ndim == 0 else
-             f"per element, {float(np.min(scale, initial=np.inf)):.3g}…"
-             f"{float(np.max(scale, initial=0.0)):.3g}")
-    bound = f"atol {tol.atol:.3g}×scale {shown} + rtol {tol.rtol:.3g}, {dtype} {kind}"
-    if actual.shape != expected.shape:
-        return Comparison(False, np.inf, np.inf, None,
-                          f"shape {actual.shape} vs expected {expected.shape}",
-                          shape_error=True)
-    both_nan = np.isnan(actual) & np.isnan(expected)
-    same_inf = np.isinf(expected) & (actual == expected)
-    # An exact value beyond the dtype's range rounds to ±inf (IEEE overflow): that is the
-    # correctly rounded answer, not an error.
-    with np.errstate(invalid="ignore"):
-        overflow = np.isinf(actual) & (np.sign(actual) == np.sign(expected)) & (
-            np.abs(expected) * (1 + tol.rtol) >= max_finite(dtype))
-    same_inf = same_inf | overflow
-    with np.errstate(invalid="ignore", over="ignore"):
-        err = np.abs(actual - expected)
-        allowed = tol.atol * np.broadcast_to(scale, expected.shape) + tol.rtol * np.abs(expected)
-        ok_el = (err <= allowed) | both_nan | same_inf
-    aside = (np.zeros(err.shape, dtype=bool) if set_aside is None
-             else np.broadcast_to(np.asarray(set_aside, dtype=bool), err.shape))
-    ok_el = ok_el | aside
-    err = np.where(both_nan | same_inf | aside, 0.0, np.where(np.isnan(err), np.inf, err))
-    n_aside = int(aside.sum())
-    if err.size == 0:
-        return Comparison(True, 0.0, 0.0, None, bound)
-    with np.errstate(invalid="ignore"):
-        rel = err / np.maximum(np.abs(expected), np.finfo(np.float64).tiny)
-    rel = np.where(np.isnan(rel), 0.0, rel)
-    worst = np.unravel_index(int(np.argmax(np.where(ok_el, -1.0, err + 1.0))), err.shape)
-    return Comparison(bool(ok_el.all()), float(err.max()), float(np.nanmax(rel)),
-                      tuple(int(k) for k in worst), bound, n_aside, err.size - n_aside)
-
-
-def assert_agrees(actual, expected, case: Case, kind: str, what: str,
-                  scale: float | np.ndarray = 1.0,
-                  set_aside: np.ndarray | None = None):
-    """Raise ``AssertionError`` with the worst element and the bound when out of tolerance."""
-    c = compare(actual, expected, case.dtype, kind, scale, set_aside)
-    if not c.ok:
-        raise AssertionError(c.message(what, np.asarray(actual), np.asarray(expected)))
-    return c
 
 
 # -- running an implementation ----------------------------------------------------------------
@@ -277,36 +141,11 @@ def gradients(impl: Target, case: Case, seed: int, wrt_target: bool = False):
 
 
 # -- the checks, with the target's known divergences set aside ----------------------------------
-@dataclass
-class Outcome:
-    """What one check of one case found: ``status`` is ``"pass"``, ``"fail"`` or ``"set aside"``
-    (a known divergence of the target affects the whole result, which was not compared);
-    ``comparisons`` holds ``(what, Comparison)`` pairs; ``divergences`` names the ledger entries
-    whose elements were set aside."""
-
-    status: str
-    comparisons: list[tuple[str, Comparison]]
-    divergences: str = ""
-    message: str = ""
-
-    @property
-    def set_aside(self) -> int:
-        return sum(c.set_aside for _, c in self.comparisons)
-
-    def raise_for_failure(self) -> None:
-        if self.status == "fail":
-            raise AssertionError(self.message)
-
-
 def _set_aside(impl: Target, case: Case, direction: str, shape: tuple[int, ...]):
-    from lossproofs import ledger
-
     return ledger.set_aside(impl, case, direction, shape)
 
 
 def _nothing_set_aside():
-    from lossproofs import ledger
-
     return ledger.SetAside()
 
 
@@ -430,3 +269,77 @@ def linear_error_scales(case: Case, grad_output: np.ndarray | None = None) -> di
         "linear_bias": max(1.0, float(np.max(np.sum(e, axis=0), initial=0.0))),
         "target": 1.0,
     }
+
+
+# -- accuracy against the exact oracle, and the ledger's checks ---------------------------------
+def check_accuracy(target, case: Case, direction: str, floored: bool = True):
+    """``target``'s ``direction`` result on ``case`` (which carries its ``grad_output``) within
+    the function's ULP bound of the exact answer: counted above the fair floor (``floored``), or
+    in plain ulps where the exact answer is representable. With ``floored`` the exact answer
+    must be representable in the dtype (an overflowing result is the dtype's limit, not an
+    error). Returns an :class:`Outcome` (the ledger's accuracy entries run through this)."""
+    k = ("forward", "gradient").index(direction)
+    result = run_callable(target.get(case.function), case)[k]
+    arrays, params, g = error_model.rounded_inputs(case)
+    fwd = np.asarray(getattr(oracle, case.function)(*arrays, **params), dtype=np.float64)
+    if direction == "forward":
+        want = fwd
+    else:  # the gradient's oracle only when asked for: it costs more than the forward
+        want = np.asarray(getattr(oracle, case.function + "_backward")(
+            np.broadcast_to(g, fwd.shape), *arrays, **params), dtype=np.float64)
+    bound = ulp_bound(case.function, case.dtype, direction)
+    if floored:
+        if not oracle.representable(want, case.dtype).all():
+            return Outcome("fail", [], "", f"the exact {direction} is not representable in "
+                                           f"{case.dtype}: the case cannot test accuracy")
+        err = error_model.floored_ulps(result, want, error_model.error_floors(case)[k], case.dtype)
+    else:
+        err = error_model.errors(result, want, case.dtype)
+    worst = float(np.max(err, initial=0.0))
+    ok = worst <= bound
+    how = "ulps above the fair floor" if floored else "ulps"
+    return Outcome("pass" if ok else "fail", [], "",
+                   "" if ok else f"{case.function} {direction} in {case.dtype} is {worst:.3g} "
+                                 f"{how} from the exact answer (bound {bound})")
+
+
+def run_check(target, entry: Divergence, case: Case | None = None) -> Outcome:
+    """Run ``entry``'s check on ``case`` (default: its example) under ``target``, with nothing
+    set aside; returns an :class:`Outcome`. An implementation that raises on
+    the input raises here (``entry.raises`` names what affected targets raise)."""
+    case = entry.example if case is None else case
+    if entry.check == "error type":
+        # ``expected`` is the ErrorCase (its tensors keep their dtypes): the implementation
+        # must raise the reference's (and torch's reference path's) exception type.
+        # A target that does not claim torch's exception types must reject it at all.
+        bad = entry.expected
+        accepted = bad.exception if target.torch_exceptions else Exception
+        args, kwargs = bad.torch_args()
+        try:
+            target.get(bad.function)(*args, **kwargs)
+        except accepted:
+            return Outcome("pass", [])
+        except Exception as e:  # the type is what the check compares
+            return Outcome("fail", [], "", f"{bad.function} with {bad.name}: raised "
+                                  f"{type(e).__name__} ({e}) instead of "
+                                  f"{bad.exception.__name__}")
+        return Outcome("fail", [], "", f"{bad.function} with {bad.name}: accepted "
+                              f"without an error (expected {bad.exception.__name__})")
+    if entry.check in ("forward", "gradient") and loss(case.function).kind == "linear":
+        # three gradients at the matmul's error scales (checks.linear_error_scales)
+        from lossproofs import linear_targets
+
+        if entry.check == "forward":
+            return linear_targets.check_forward(target, case, known=False)
+        return linear_targets.check_gradients(target, case, entry.seed, known=False)
+    if entry.check == "forward":
+        return check_forward(target, case, known=False)
+    if entry.check == "gradient":
+        return check_gradients(target, case, entry.seed, entry.wrt_target, known=False)
+    if entry.check == "special value":
+        return check_special_value(target, case, entry.expected)
+    if entry.check == "rejects":
+        # torch's types for torch's family; any other target must reject it at all
+        return check_rejects(target, case, (ValueError, RuntimeError)
+                                    if target.torch_exceptions else (Exception,))
+    return check_accuracy(target, case, entry.direction, entry.floored)

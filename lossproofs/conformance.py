@@ -33,16 +33,17 @@ import sys
 import warnings
 from pathlib import Path
 
+from lossproofs.broken.report import run_teeth
 from lossproofs.cases import DTYPES
 from lossproofs.conformance_render import to_json, to_markdown
 from lossproofs.conformance_run import DEFAULT_SEED, FULL_CASES, QUICK_CASES, build
 from lossproofs.environment import default_output_dir, write_json, write_text
+from lossproofs.helptext import TARGET_OPTION_HELP
 from lossproofs.registry import FUNCTION_NAMES
 from lossproofs.targets import get_target
 
 
 def _parser(prog: str = "python -m lossproofs report") -> argparse.ArgumentParser:
-    from lossproofs.cli import TARGET_OPTION_HELP
 
     p = argparse.ArgumentParser(
         prog=prog,
@@ -86,8 +87,6 @@ def main(argv: list[str] | None = None, prog: str = "python -m lossproofs report
     if n < 1:
         parser.error(f"--cases {n}: must be at least 1")
     if args.teeth:
-        from lossproofs.broken.report import run_teeth  # the broken catalogue, only when asked
-
         out = Path(args.out) if args.out else default_output_dir("teeth", "cpu")
         return run_teeth(out, args.overwrite)
     try:

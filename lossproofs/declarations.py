@@ -68,6 +68,13 @@ DECLARABLE: dict[str, tuple[str, ...]] = {
 }
 assert all(f in MEANING for families in DECLARABLE.values() for f in families)
 
+# function -> the names of its positional array arguments (what a reproduction calls them);
+# lossproofs.registry checks each Loss.arguments against it
+ARGUMENTS: dict[str, tuple[str, ...]] = {
+    **{f: ("input", "target") for f in DECLARABLE},
+    "linear_cross_entropy": ("input", "linear_weight", "target"),
+}
+
 # Checks a target may declare it cannot run (besides error:<case> and a function's name).
 CHECKS: dict[str, str] = {
     "second order": "double backward (gradgradcheck, Hessian-vector products)",

@@ -352,37 +352,3 @@ def intermediate_overflow(case: Case) -> bool:
 
 
 # ---------------------------------------------------------------------------- one check
-def check_accuracy(target, case: Case, direction: str, floored: bool = True):
-    """``target``'s ``direction`` result on ``case`` (which carries its ``grad_output``) within
-    the function's ULP bound of the exact answer: counted above the fair floor (``floored``), or
-    in plain ulps where the exact answer is representable. With ``floored`` the exact answer
-    must be representable in the dtype (an overflowing result is the dtype's limit, not an
-    error). Returns a :class:`lossproofs.checks.Outcome` (the ledger's accuracy entries run
-    through this)."""
-    from lossproofs.accuracy_implementations import run_callable
-    from lossproofs.checks import Outcome
-    from lossproofs.tolerances import ulp_bound
-
-    k = ("forward", "gradient").index(direction)
-    result = run_callable(target.get(case.function), case)[k]
-    arrays, params, g = rounded_inputs(case)
-    fwd = np.asarray(getattr(oracle, case.function)(*arrays, **params), dtype=np.float64)
-    if direction == "forward":
-        want = fwd
-    else:  # the gradient's oracle only when asked for: it costs more than the forward
-        want = np.asarray(getattr(oracle, case.function + "_backward")(
-            np.broadcast_to(g, fwd.shape), *arrays, **params), dtype=np.float64)
-    bound = ulp_bound(case.function, case.dtype, direction)
-    if floored:
-        if not oracle.representable(want, case.dtype).all():
-            return Outcome("fail", [], "", f"the exact {direction} is not representable in "
-                                           f"{case.dtype}: the case cannot test accuracy")
-        err = floored_ulps(result, want, error_floors(case)[k], case.dtype)
-    else:
-        err = errors(result, want, case.dtype)
-    worst = float(np.max(err, initial=0.0))
-    ok = worst <= bound
-    how = "ulps above the fair floor" if floored else "ulps"
-    return Outcome("pass" if ok else "fail", [], "",
-                   "" if ok else f"{case.function} {direction} in {case.dtype} is {worst:.3g} "
-                                 f"{how} from the exact answer (bound {bound})")

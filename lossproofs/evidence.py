@@ -62,6 +62,7 @@ from lossproofs.environment import (
     write_json,
     write_text,
 )
+from lossproofs.helptext import TARGET_OPTION_HELP, description
 from lossproofs.registry import FUNCTION_NAMES, LOSSES
 from lossproofs.strategies.large import STRATA, STRATUM_FAMILIES, large_cases
 from lossproofs.strategies.sampling import sample
@@ -571,7 +572,6 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def _parser(prog: str = "python -m lossproofs evidence") -> argparse.ArgumentParser:
-    from lossproofs.cli import TARGET_OPTION_HELP, description
 
     p = argparse.ArgumentParser(prog=prog, description=description(__doc__),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -1,4 +1,4 @@
-"""``python -m lossproofs.frameworks.page [--update docs/frameworks.md]``: the cross-framework page.
+"""``python -m lossproofs.frameworks_page [--update docs/frameworks.md]``: the cross-framework page.
 
 One table function × dtype × framework (torch, JAX/optax, TensorFlow, tinygrad) of agreement
 with the suite's checks (from each framework's committed conformance report) and worst ULP
@@ -16,11 +16,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lossproofs import ledger
 from lossproofs.cases import DTYPES
+from lossproofs.frameworks.findings import FINDINGS
 from lossproofs.generated import section_command
 from lossproofs.registry import FUNCTION_NAMES
 
-REPOSITORY = Path(__file__).resolve().parents[2]
+REPOSITORY = Path(__file__).resolve().parents[1]
 START, END = "<!-- frameworks:start -->", "<!-- frameworks:end -->"
 # (column, ledger family, conformance report, accuracy report), paths from the repository root
 FRAMEWORKS = (
@@ -119,8 +121,6 @@ def _link(url: str) -> str:
 
 
 def _divergences(family: str) -> list[str]:
-    from lossproofs import ledger
-    from lossproofs.frameworks.findings import FINDINGS
 
     if family == "torch":
         count = sum(bool(d.families & ledger.TORCH_FAMILIES) for d in ledger.LEDGER)
@@ -162,7 +162,6 @@ def explanations(family: str, function: str, direction: str) -> list[str]:
     """The ledger entries of ``family`` on ``function`` that can explain an accuracy row of
     ``direction`` beyond its bound: its accuracy entries and its own (not torch's) forward and
     gradient entries of that direction."""
-    from lossproofs import ledger
 
     return [d.name for d in ledger.LEDGER
             if family in d.families and function in (d.function, *d.also_functions)
@@ -222,7 +221,7 @@ def render(root: Path = REPOSITORY) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return section_command(argv, "python -m lossproofs.frameworks.page", __doc__, START, END,
+    return section_command(argv, "python -m lossproofs.frameworks_page", __doc__, START, END,
                            render)
 
 

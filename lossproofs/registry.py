@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from lossproofs import linear_targets, oracle, oracle_linear, reference, strategies
 from lossproofs.cases import DTYPES, Case
+from lossproofs.declarations import ARGUMENTS, DECLARABLE
 from lossproofs.strategies import extreme
 from lossproofs.strategies.linear import linear_cross_entropy_cases
 
@@ -207,6 +208,10 @@ def _check_complete(loss: Loss) -> None:
     if not loss.generic_checks and not loss.generic_missing:
         raise IncompleteDeclaration(
             f"{loss.name}: generic_checks=False without a generic_missing reason")
+    if loss.arguments != ARGUMENTS.get(loss.name):
+        raise IncompleteDeclaration(
+            f"{loss.name}: arguments {loss.arguments} differ from lossproofs.declarations."
+            f"ARGUMENTS ({ARGUMENTS.get(loss.name)})")
     if loss.gradient_arguments[:1] != ("input",):
         raise IncompleteDeclaration(
             f"{loss.name}: gradient_arguments {loss.gradient_arguments} must start with 'input'")
@@ -249,6 +254,9 @@ def _check_complete(loss: Loss) -> None:
 
 for _loss in LOSSES.values():
     _check_complete(_loss)
+if FUNCTION_NAMES != tuple(DECLARABLE):  # one order everywhere (reports seed by position)
+    raise IncompleteDeclaration(f"the registry's functions {FUNCTION_NAMES} differ from "
+                                f"lossproofs.declarations.DECLARABLE's {tuple(DECLARABLE)}")
 
 
 def loss(name: str) -> Loss:

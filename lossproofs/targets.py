@@ -9,14 +9,21 @@ caller's leaf tensors).
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from lossproofs.declarations import InvalidDeclaration, case_families, validate
+from lossproofs.error_cases import ERROR_CASES
 from lossproofs.families import TORCH, TORCH_CHUNKED, TORCH_COMPILE, TORCH_CUDA, TORCH_EAGER
+from lossproofs.frameworks import FRAMEWORK_MODULES
 from lossproofs.registry import FUNCTION_NAMES as FUNCTIONS
 from lossproofs.registry import LOSSES
 
@@ -206,11 +213,8 @@ def torch_chunked(spec: str | None = None) -> Target:
             "are computed in forward and scaled in place, so a second backward raises "
             "(lossproofs/suite/test_linear_torch_paths.py runs configurations that allow it)")
     # Bad input the chunked path rejects with another exception type than the reference path
-    # (or accepts): each is a ledger entry of this family, run by test_divergences.py.
-    from lossproofs.ledger.linear import ERROR_TYPE_ENTRIES
-
-    for entry in ERROR_TYPE_ENTRIES:
-        notes[entry.expected.check_name] = f"known divergence of torch-chunked: {entry.name}"
+    # (or accepts) is a ledger entry of this family (lossproofs.ledger.known_error_type), run
+    # by test_divergences.py; the error tests skip it, naming the entry.
     return Target(f"chunked:{spec}" if spec else "chunked",
                   {L.FUNCTION: L.chunked(config)},
                   frozenset({TORCH, TORCH_EAGER, TORCH_CHUNKED}),
@@ -250,12 +254,6 @@ def _import_user_module(path: str):
     """Import ``path``: a dotted module name, found on ``sys.path`` or else in the current
     directory (as ``python -m`` would), or a ``.py`` file's path. Returns ``(module, how to
     import it in a reproduction)``; a clear error says where it looked."""
-    import importlib
-    import importlib.util
-    import os
-    import sys
-    from pathlib import Path
-
     if path.endswith(".py") or os.sep in path or "/" in path:
         file = Path(path).expanduser().resolve()
         if not file.is_file():
@@ -296,8 +294,6 @@ def user_module(path: str) -> Target:
     :data:`FUNCTIONS` may be present; the others are reported missing. Its declarations
     (``NOT_PROVIDED``, ``CONVENTIONS``, ``UNSUPPORTED_CHECKS``) are checked against the known
     functions, families and checks (:func:`lossproofs.declarations.validate`)."""
-    from lossproofs.error_cases import ERROR_CASES
-
     module, setup, qualifier = _import_user_module(path)
     fns = {name: getattr(module, name) for name in FUNCTIONS
            if callable(getattr(module, name, None))}
@@ -327,8 +323,6 @@ def framework(name: str) -> Callable[[], Target]:
     (:mod:`lossproofs.frameworks`); a clear error when the framework is not installed."""
 
     def make() -> Target:
-        from lossproofs.frameworks import FRAMEWORK_MODULES
-
         try:
             target = user_module(FRAMEWORK_MODULES[name])
         except ImportError as e:

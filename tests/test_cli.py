@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lossproofs import cli
+from lossproofs import cli, helptext
 
 MARKUP = ("``", ":mod:", ":func:", ":class:", ":data:", ":meth:")
 HELPS = [["test"], *([name] for name in cli.COMMANDS),
@@ -37,9 +37,9 @@ def test_help_is_plain_text_naming_the_command(words, capsys):
 
 
 def test_plain_strips_rest_roles_and_literals():
-    assert cli.plain(":func:`~a.b.c` and ``x`` via :mod:`m.n`, :class:`T <a.T>`::") == (
+    assert helptext.plain(":func:`~a.b.c` and ``x`` via :mod:`m.n`, :class:`T <a.T>`::") == (
         "c and x via m.n, T:")
-    text = cli.description("``lossproofs x``: does ``y``.\n\n- a\n  b\n- :data:`C`\n")
+    text = helptext.description("``lossproofs x``: does ``y``.\n\n- a\n  b\n- :data:`C`\n")
     assert text == "Does y.\n\n- a b\n- C"
 
 

@@ -325,18 +325,18 @@ def test_report_does_not_run_special_values_or_ledger_examples_a_target_does_not
 
 # -- docs/frameworks.md ------------------------------------------------------------------------
 def test_frameworks_page_is_current():
-    from lossproofs.frameworks import page
+    from lossproofs import frameworks_page as page
 
     path = page.REPOSITORY / "docs" / "frameworks.md"
     text = path.read_text(encoding="utf-8")
     assert f"{page.START}\n{page.render()}{page.END}" in text, (
         "docs/frameworks.md is not what the committed reports, the ledger and the findings "
-        "give; regenerate it with `python -m lossproofs.frameworks.page --update "
+        "give; regenerate it with `python -m lossproofs.frameworks_page --update "
         "docs/frameworks.md`")
 
 
 def test_frameworks_page_cells_separate_failures_known_and_not_provided():
-    from lossproofs.frameworks.page import _agreement, _ulps
+    from lossproofs.frameworks_page import _agreement, _ulps
 
     cell = {"cases": 12, "passed": 9, "failed": 1, "known": 2, "not_provided": 3}
     assert _agreement(cell, None) == "✗ 9/12 (1 fail, 2 known, 3 n/p)"
@@ -355,7 +355,7 @@ def test_committed_framework_reports_have_no_unexplained_red_cell():
     a named divergence of the family on that function and direction."""
     import json
 
-    from lossproofs.frameworks import page
+    from lossproofs import frameworks_page as page
 
     for column, family, conformance_dir, accuracy_dir in page.FRAMEWORKS[1:]:
         path = page.REPOSITORY / conformance_dir / "conformance.json"

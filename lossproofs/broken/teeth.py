@@ -31,7 +31,7 @@ from pathlib import Path
 
 from lossproofs.broken import CATALOGUE, BrokenImplementation, _examples
 from lossproofs.broken._common import CONTROL_ENV
-from lossproofs.suite import pytest_args
+from lossproofs.packaged import pytest_args
 
 # The directory holding the lossproofs package (a checkout or site-packages): on the subprocess's
 # path, so that it tests this copy of the suite and of the broken modules.

@@ -21,92 +21,28 @@ How the suite uses it:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import replace
 
 import numpy as np
 
 from lossproofs.cases import Case
-
-# A divergence applies to a target that belongs to any of its families.
-from lossproofs.families import (
+from lossproofs.error_cases import ErrorCase
+from lossproofs.ledger import accuracy, bounds, frameworks, large, linear, torch
+from lossproofs.ledger.record import (  # noqa: F401  (the ledger's public names)
+    CHECKS,
     TORCH,
     TORCH_CHUNKED,
     TORCH_COMPILE,
     TORCH_CUDA,
     TORCH_EAGER,
+    TORCH_FAMILIES,
+    Divergence,
+    SetAside,
 )
-
-# The torch families: the README's table lists the entries of these; the other frameworks'
-# entries (lossproofs/ledger/frameworks.py) are listed on docs/frameworks.md.
-TORCH_FAMILIES = frozenset({TORCH, TORCH_EAGER, TORCH_COMPILE, TORCH_CUDA, TORCH_CHUNKED})
-
-CHECKS = ("forward", "gradient", "special value", "rejects", "accuracy", "error type")
-
-
-@dataclass(frozen=True)
-class Divergence:
-    """One departure from the mathematics, with the evidence that pins it.
-
-    - ``check``: which check exposes it, one of :data:`CHECKS`; ``direction`` (``"forward"``
-      or ``"gradient"``) for the forward, gradient and accuracy checks.
-    - ``example``: the representative case; ``expected`` the mathematical value for a
-      special-value check (derived by hand in ``why``).
-    - ``raises``: what the failing check raises on an affected target (``AssertionError`` when
-      the value is wrong, the implementation's own exception when it raises on valid input).
-    - ``affected(case, direction)``: the elements of the output (forward) or of the gradient
-      that the mechanism touches, as a boolean array broadcastable to that result, or a bool
-      for the whole case; None when ordinary properties cannot draw the inputs.
-    - ``near_miss``: a case just outside ``affected``, which affected targets get right.
-    - ``families``: the target families it applies to; ``upstream`` the issue link, if any.
-    - ``also_functions``: the other functions whose results the same mechanism affects (its
-      predicate covers them too; the reports match their rows to it).
-    - ``covers``: the special-value and error cases it explains (:func:`case_key`:
-      ``special:<function>:<name>``, ``error:<function>:<name>``): for the entry's families
-      those cases are known failures (:func:`covering`).
-    """
-
-    name: str
-    function: str
-    check: str
-    example: Case
-    reason: str
-    upstream: str = ""
-    families: frozenset[str] = frozenset({TORCH})
-    raises: type[BaseException] = AssertionError
-    direction: str = "forward"
-    affected: Callable[[Case, str], Any] | None = None
-    near_miss: Case | None = None
-    expected: Any = None
-    seed: int = 0  # of the random grad_output, for gradient checks
-    floored: bool = True  # accuracy checks: count ULPs above the fair floor (else raw ULPs)
-    wrt_target: bool = False  # gradient checks: the target's gradient too
-    covers: tuple[str, ...] = ()
-    also_functions: tuple[str, ...] = ()  # other functions the same mechanism affects
-
-    def __post_init__(self):
-        if self.check not in CHECKS:
-            raise ValueError(f"{self.name}: check {self.check!r} is not one of {CHECKS}")
-        if self.example.function != self.function:
-            raise ValueError(f"{self.name}: example is a {self.example.function} case")
-
-    def applies_to(self, target) -> bool:
-        return bool(self.families & target.families)
-
-    @property
-    def xfail_reason(self) -> str:
-        return f"{self.name}: {self.reason} {self.upstream}".strip()
-
-    def __repr__(self) -> str:
-        return f"Divergence({self.name!r})"
+from lossproofs.special_cases import SpecialCase
 
 
 def _entries() -> tuple[Divergence, ...]:
-    from dataclasses import replace
-
-    from lossproofs.ledger import accuracy, bounds, frameworks, large, linear, torch
-
     own = (*torch.ENTRIES, *bounds.ENTRIES, *large.ENTRIES, *accuracy.ENTRIES, *linear.ENTRIES)
     # torch's entries that other frameworks share (frameworks.SHARED) apply to them too
     shared = tuple(replace(d, families=d.families | frameworks.shared_families(d.name))
@@ -130,9 +66,6 @@ def divergence(name: str) -> Divergence:
 def case_key(case) -> str | None:
     """The name a ledger entry's ``covers`` gives a special-value or error case (None for
     anything else)."""
-    from lossproofs.error_cases import ErrorCase
-    from lossproofs.special_cases import SpecialCase
-
     kind = {ErrorCase: "error", SpecialCase: "special"}.get(type(case))
     return None if kind is None else f"{kind}:{case.function}:{case.name}"
 
@@ -175,6 +108,17 @@ def not_provided_by(target, entry: Divergence, case=None) -> str | None:
     return target.excluded(case) or target.excluded_arguments(case.function, given)
 
 
+def known_error_type(target, check_name: str) -> str | None:
+    """Why the error check ``check_name`` (``error:<case>``) is not run for ``target``: an
+    "error type" entry of its families (bad input it rejects with another exception type, or
+    accepts), run by itself in test_divergences.py; None if there is none."""
+    for entry in LEDGER:
+        if entry.check == "error type" and entry.applies_to(target) and \
+                entry.expected.check_name == check_name:
+            return f"known divergence of {', '.join(sorted(entry.families))}: {entry.name}"
+    return None
+
+
 def xfail_for(target, entry: Divergence):
     """The strict-xfail marker for ``entry`` under ``target``, or None where it must pass."""
     import pytest
@@ -182,26 +126,6 @@ def xfail_for(target, entry: Divergence):
     if not entry.applies_to(target):
         return None
     return pytest.mark.xfail(strict=True, raises=entry.raises, reason=entry.xfail_reason)
-
-
-@dataclass
-class SetAside:
-    """Which elements of one result a target's known divergences cover.
-
-    ``whole`` means the case as a whole is affected (the implementation raises, or a reduced
-    scalar is wrong); otherwise ``mask`` marks the affected elements (None: nothing set aside).
-    """
-
-    entries: tuple[Divergence, ...] = ()
-    mask: np.ndarray | None = None
-    whole: bool = False
-
-    def __bool__(self) -> bool:
-        return self.whole or (self.mask is not None and bool(self.mask.any()))
-
-    @property
-    def names(self) -> str:
-        return ", ".join(d.name for d in self.entries)
 
 
 def explains_accuracy(entry: Divergence) -> bool:
@@ -239,54 +163,6 @@ def set_aside(target, case: Case, direction: str, shape: tuple[int, ...],
     if found.mask is not None and found.mask.all():
         found.whole = True
     return found
-
-
-def run_check(target, entry: Divergence, case: Case | None = None):
-    """Run ``entry``'s check on ``case`` (default: its example) under ``target``, with nothing
-    set aside; returns a :class:`lossproofs.checks.Outcome`. An implementation that raises on
-    the input raises here (``entry.raises`` names what affected targets raise)."""
-    from lossproofs import checks
-
-    case = entry.example if case is None else case
-    if entry.check == "error type":
-        # ``expected`` is the ErrorCase (its tensors keep their dtypes): the implementation
-        # must raise the reference's (and torch's reference path's) exception type.
-        # A target that does not claim torch's exception types must reject it at all.
-        bad = entry.expected
-        accepted = bad.exception if target.torch_exceptions else Exception
-        args, kwargs = bad.torch_args()
-        try:
-            target.get(bad.function)(*args, **kwargs)
-        except accepted:
-            return checks.Outcome("pass", [])
-        except Exception as e:  # the type is what the check compares
-            return checks.Outcome("fail", [], "", f"{bad.function} with {bad.name}: raised "
-                                  f"{type(e).__name__} ({e}) instead of "
-                                  f"{bad.exception.__name__}")
-        return checks.Outcome("fail", [], "", f"{bad.function} with {bad.name}: accepted "
-                              f"without an error (expected {bad.exception.__name__})")
-    from lossproofs.registry import loss
-
-    if entry.check in ("forward", "gradient") and loss(case.function).kind == "linear":
-        # three gradients at the matmul's error scales (checks.linear_error_scales)
-        from lossproofs import linear_targets
-
-        if entry.check == "forward":
-            return linear_targets.check_forward(target, case, known=False)
-        return linear_targets.check_gradients(target, case, entry.seed, known=False)
-    if entry.check == "forward":
-        return checks.check_forward(target, case, known=False)
-    if entry.check == "gradient":
-        return checks.check_gradients(target, case, entry.seed, entry.wrt_target, known=False)
-    if entry.check == "special value":
-        return checks.check_special_value(target, case, entry.expected)
-    if entry.check == "rejects":
-        # torch's types for torch's family; any other target must reject it at all
-        return checks.check_rejects(target, case, (ValueError, RuntimeError)
-                                    if target.torch_exceptions else (Exception,))
-    from lossproofs import error_model
-
-    return error_model.check_accuracy(target, case, entry.direction, entry.floored)
 
 
 def markdown_table(entries=None) -> str:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from lossproofs.cases import Case
-from lossproofs.ledger import TORCH_EAGER, Divergence
+from lossproofs.comparison import error_scale, reference_forward
+from lossproofs.ledger.record import TORCH_EAGER, Divergence
 from lossproofs.reference._kernels import _index_rows, _to_rows
 from lossproofs.tolerances import tolerance
 
@@ -46,8 +47,6 @@ def _smoothing_log_sum_rounding(case: Case, direction: str):
     den = float(np.sum(wt)) if reduction == "mean" else 1.0
     if den == 0:
         return False
-    from lossproofs.checks import error_scale, reference_forward  # late: checks imports ledger
-
     expected = reference_forward(case)
     tol = tolerance(case.dtype, "forward")
     bound = tol.atol * error_scale(case, expected) + tol.rtol * float(np.abs(expected))

@@ -22,10 +22,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from lossproofs import reference
 from lossproofs.cases import Case
+from lossproofs.dtypes import smallest_subnormal, tiny
 from lossproofs.error_cases import ERROR_CASES
-from lossproofs.ledger import Divergence, tinygrad_kernels
-from lossproofs.tolerances import eps, tolerance
+from lossproofs.ledger.predicates import BCEWL, bce_logits_gradient_beyond_accuracy, spacing
+from lossproofs.ledger.record import Divergence
+from lossproofs.ledger.tinygrad_kernels import ENTRIES as TINYGRAD_KERNEL_ENTRIES
+from lossproofs.tolerances import eps, tolerance, ulp_bound
 
 JAX, TENSORFLOW, TINYGRAD = "jax", "tensorflow", "tinygrad"
 OPTAX_896 = "https://github.com/google-deepmind/optax/issues/896"
@@ -33,7 +37,6 @@ OPTAX_1020 = "https://github.com/google-deepmind/optax/issues/1020"
 OPTAX_1185 = "https://github.com/google-deepmind/optax/issues/1185"
 JAX_40386 = "https://github.com/jax-ml/jax/issues/40386"
 TINYGRAD_17822 = "https://github.com/tinygrad/tinygrad/pull/17822"
-BCEWL = "binary_cross_entropy_with_logits"
 
 # torch entry name → {framework: how the framework gets the same example wrong}
 SHARED: dict[str, dict[str, str]] = {
@@ -133,13 +136,6 @@ def _small_logit_label_gradient(case: Case, direction: str):
     return np.abs(x) < 0.25
 
 
-def _spacing(v: np.ndarray, dtype: str) -> np.ndarray:
-    """The ulp of |v| in ``dtype`` (bfloat16 included)."""
-    from lossproofs.oracle.ulps import ulp_size  # late: the oracle is heavy to import
-
-    return ulp_size(np.asarray(v, dtype=np.float64), dtype)
-
-
 def _optax_label_logit_after_logsumexp(case: Case, direction: str):
     """The rows (or, reduced, the scalar) of an index-target cross-entropy where rounding
     logsumexp(x) and x[t] at their own size, half an ulp of each, can exceed the accuracy
@@ -147,16 +143,12 @@ def _optax_label_logit_after_logsumexp(case: Case, direction: str):
     if direction != "forward" or case.function != "cross_entropy" or len(case.arrays) < 2 or (
             case.arrays[1].shape == case.arrays[0].shape):
         return False
-    from lossproofs import reference
-    from lossproofs.dtypes import smallest_subnormal
-    from lossproofs.tolerances import ulp_bound
-
     (x, t), params = case.reference_args()
     cd = 0 if x.ndim == 1 else 1
     lse = reference.logsumexp(x, cd)
     picked = np.take_along_axis(x, np.expand_dims(np.clip(t, 0, x.shape[cd] - 1), cd), cd)
     picked = np.squeeze(picked, cd)
-    half_ulps = (_spacing(lse, case.dtype) + _spacing(picked, case.dtype)) / 2
+    half_ulps = (spacing(lse, case.dtype) + spacing(picked, case.dtype)) / 2
     loss = np.abs(lse - picked)
     bound = ulp_bound("cross_entropy", case.dtype, "forward")
 
@@ -174,8 +166,6 @@ def _tf_half_logsumexp_non_last_axis(case: Case, direction: str):
     (n − 1)·2⁻¹¹ for n terms; the output elements where that exceeds the bound."""
     if direction != "forward" or case.function != "logsumexp" or case.dtype != "float16":
         return False
-    from lossproofs import reference
-
     (x,), params = case.reference_args()
     dim = params["dim"]
     dims = tuple(d % x.ndim for d in (dim if isinstance(dim, tuple) else (dim,))) if x.ndim else ()
@@ -187,31 +177,13 @@ def _tf_half_logsumexp_non_last_axis(case: Case, direction: str):
     return (n - 1) * 2.0**-11 > tol.atol * np.maximum(1.0, lse) + tol.rtol * lse
 
 
-def bce_logits_gradient_beyond_accuracy(case: Case, direction: str, error):
-    """The BCE-with-logits input-gradient elements where ``error(x, small, terms)`` (an
-    absolute error; ``terms`` = y·σ(−x) + (1 − y)·σ(x), the magnitudes the gradient combines,
-    ``small`` = min(σ(x), σ(−x))·(|y| + |1 − y|), its exponentially small part) exceeds the
-    accuracy bound in ulps of the exact gradient σ(x) − y, before any floor."""
-    if direction != "gradient" or case.function != BCEWL:
-        return False
-    from lossproofs.tolerances import ulp_bound
-
-    (x, y), _ = case.reference_args()
-    with np.errstate(over="ignore"):
-        sig, sig_neg = 1.0 / (1.0 + np.exp(-x)), 1.0 / (1.0 + np.exp(x))
-    terms = np.abs(y) * sig_neg + np.abs(1.0 - y) * sig
-    small = np.minimum(sig, sig_neg) * (np.abs(y) + np.abs(1.0 - y))
-    bound = ulp_bound(BCEWL, case.dtype, "gradient")
-    return error(x, small, terms) > bound * _spacing(sig - y, case.dtype)
-
-
 def _jax_logaddexp_jvp(case: Case, direction: str):
     """optax's gradient: up to ulp(|x|) + ε/2 relative to each of its two terms (the
     exponent's rounding, measured: 32 ulps of σ(30) in float64, and half an ulp for exp and
     the sum)."""
     return bce_logits_gradient_beyond_accuracy(
         case, direction,
-        lambda x, small, terms: (_spacing(x, case.dtype) + eps(case.dtype) / 2) * terms)
+        lambda x, small, terms: (spacing(x, case.dtype) + eps(case.dtype) / 2) * terms)
 
 
 def _xla_subnormal_probability(case: Case, direction: str):
@@ -219,9 +191,6 @@ def _xla_subnormal_probability(case: Case, direction: str):
     TensorFlow, on the CPU flush it to 0, and with it p·(g − Σ p·g))."""
     if direction != "gradient" or case.function != "softmax":
         return False
-    from lossproofs import reference
-    from lossproofs.dtypes import tiny
-
     (x,), params = case.reference_args()
     with np.errstate(all="ignore"):
         p = reference.softmax(x, params["dim"])
@@ -291,8 +260,6 @@ def _bce_log_one_minus_p(case: Case, direction: str):
                       + np.where(y < 1, -(1 - y) * np.log1p(-p), 0.0))
     # the ordinary checks' bound, or the accuracy bound in ulps where that is tighter (the
     # accuracy properties set this entry's elements aside too)
-    from lossproofs.tolerances import ulp_bound
-
     k = min(tolerance(case.dtype, "forward").rtol / eps(case.dtype),
             ulp_bound("binary_cross_entropy", case.dtype, "forward"))
     if params.get("reduction", "mean") in ("sum", "mean"):
@@ -625,5 +592,5 @@ ENTRIES: tuple[Divergence, ...] = (
         affected=_tf_weighted_gradient_cancels, seed=2,
         near_miss=Case(BCEWL, (np.array([2.0]), np.array([1.0])),
                        {"reduction": "none", "pos_weight": np.array([3.0])}, "float16")),
-    *tinygrad_kernels.ENTRIES,
+    *TINYGRAD_KERNEL_ENTRIES,
 )

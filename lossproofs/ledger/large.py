@@ -12,7 +12,7 @@ import numpy as np
 from lossproofs import reference
 from lossproofs.cases import Case
 from lossproofs.dtypes import max_finite, tiny
-from lossproofs.ledger import TORCH, TORCH_EAGER, Divergence
+from lossproofs.ledger.record import TORCH, TORCH_EAGER, Divergence
 from lossproofs.ledger.torch import bce_logits_gradient_cancels
 from lossproofs.tolerances import eps, tolerance
 

@@ -18,7 +18,7 @@ import numpy as np
 from lossproofs.cases import Case
 from lossproofs.error_cases import ERROR_CASES
 from lossproofs.families import TORCH_CHUNKED
-from lossproofs.ledger import Divergence
+from lossproofs.ledger.record import Divergence
 
 FUNCTION = "linear_cross_entropy"
 CHUNKED = frozenset({TORCH_CHUNKED})

@@ -18,7 +18,9 @@ from dataclasses import replace
 import numpy as np
 
 from lossproofs.cases import Case
-from lossproofs.ledger import Divergence
+from lossproofs.ledger.predicates import bce_logits_gradient_beyond_accuracy
+from lossproofs.ledger.record import Divergence
+from lossproofs.tolerances import eps
 
 TINYGRAD = "tinygrad"  # the family of the built-in target (lossproofs.targets.framework)
 
@@ -62,9 +64,6 @@ def _tinygrad_exp_large_argument(case: Case, direction: str):
     """BCE-with-logits input-gradient elements whose smaller sigmoid term, an exponential of
     −|x|, carries tinygrad's exp error (relative up to ~0.75·|x|·ε, counted here as |x|·ε)
     beyond the accuracy bound."""
-    from lossproofs.ledger.frameworks import bce_logits_gradient_beyond_accuracy  # (a cycle)
-    from lossproofs.tolerances import eps
-
     return bce_logits_gradient_beyond_accuracy(
         case, direction,
         lambda x, small, terms: eps(case.dtype) * (np.abs(x) * small + terms / 2))

@@ -14,7 +14,7 @@ import numpy as np
 
 from lossproofs.cases import Case
 from lossproofs.dtypes import eps, max_finite, smallest_subnormal, tiny
-from lossproofs.ledger import TORCH, TORCH_COMPILE, TORCH_CUDA, TORCH_EAGER, Divergence
+from lossproofs.ledger.record import TORCH, TORCH_COMPILE, TORCH_CUDA, TORCH_EAGER, Divergence
 from lossproofs.tolerances import tolerance
 
 EAGER = frozenset({TORCH_EAGER})

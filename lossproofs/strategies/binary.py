@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from lossproofs.cases import Case
-from lossproofs.strategies import (
+from lossproofs.strategies.basics import (
     CONSTANT_ROWS_SHARE,
     _choice,
     _dtype,

@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from lossproofs.cases import Case
-from lossproofs.strategies import (
+from lossproofs.strategies.basics import (
     DEFAULT_IGNORE_INDEX,
     IGNORE_STRATA,
     LOGIT_BOUND,

@@ -6,6 +6,8 @@ import pytest
 from hypothesis import assume, event
 
 from lossproofs import checks
+from lossproofs.declarations import drawable
+from lossproofs.registry import LOSSES
 
 
 def require(impl, *names: str):
@@ -53,9 +55,6 @@ def draw_case(data, impl, function: str, dtype: str | None, strategy=None):
     (``exclude=``), so the supported subset is drawn in full, never filtered down to nothing.
     A ``strategy`` given by the caller must have been built with the same ``exclude``; a case
     it still draws outside the declaration is a bug of the suite, reported as such."""
-    from lossproofs.declarations import drawable
-    from lossproofs.registry import LOSSES
-
     exclude = impl.declared_out(function)
     nothing = drawable(function, exclude)
     if nothing:

@@ -283,7 +283,8 @@ def pytest_collection_modifyitems(config, items):
             continue
         for item in items:
             if item.path.name == filename and "impl" in getattr(item, "fixturenames", ()):
-                item.add_marker(pytest.mark.skip(reason=f"{target.name}: {reason}"))
+                item.add_marker(pytest.mark.skip(
+                    reason=f"{target.name}: not provided: {check} ({reason})"))
 
 
 def pytest_report_header(config):

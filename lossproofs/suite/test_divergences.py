@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lossproofs import ledger, reference
+from lossproofs import checks, ledger, reference
 from lossproofs.suite._support import require
 
 PREDICATED = [e for e in ledger.LEDGER if e.affected is not None]
@@ -28,7 +28,7 @@ def _id(entry):
 @pytest.mark.parametrize("divergence", ledger.LEDGER, ids=_id)
 def test_divergence_example(impl, divergence):
     require(impl, divergence.function)
-    ledger.run_check(impl, divergence).raise_for_failure()
+    checks.run_check(impl, divergence).raise_for_failure()
 
 
 @pytest.mark.parametrize("entry", PREDICATED, ids=_id)
@@ -45,7 +45,7 @@ def test_case_just_outside_a_divergence_passes(impl, entry):
     """A predicate that set aside what the implementation gets right would hide evidence: the
     near miss runs through the same check and must pass, whatever the target."""
     require(impl, entry.function)
-    ledger.run_check(impl, entry, entry.near_miss).raise_for_failure()
+    checks.run_check(impl, entry, entry.near_miss).raise_for_failure()
 
 
 REJECTS = [e for e in ledger.LEDGER if e.check == "rejects"]

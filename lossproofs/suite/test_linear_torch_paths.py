@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from hypothesis import assume, event, given
 from hypothesis import strategies as st
 
-from lossproofs import ledger, reference
+from lossproofs import checks, ledger, reference
 from lossproofs import linear_targets as L
 from lossproofs.cases import DTYPES, Case
 from lossproofs.checks import compare, linear_error_scales
@@ -387,13 +387,13 @@ def test_chunked_path_divergence(torch_paths, entry):
     XPASSes here."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=L.FALLBACK_WARNING)
-        ledger.run_check(L.chunked_target(L.ChunkedConfig()), entry).raise_for_failure()
+        checks.run_check(L.chunked_target(L.ChunkedConfig()), entry).raise_for_failure()
 
 
 def test_reference_path_has_none_of_the_chunked_divergences(torch_paths):
     """The same entries pass on the reference path (``options=None``)."""
     for entry in CHUNKED_ENTRIES:
-        ledger.run_check(shared.PATHS["reference path"], entry).raise_for_failure()
+        checks.run_check(shared.PATHS["reference path"], entry).raise_for_failure()
 
 
 # -- the built-in target "chunked" -------------------------------------------------------------

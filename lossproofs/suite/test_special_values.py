@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lossproofs import checks, reference
+from lossproofs import checks
 from lossproofs.special_cases import SPECIAL_CASES
 from lossproofs.suite._support import require
 
@@ -46,14 +46,3 @@ def test_implementation_special_value(impl, case):
     if case.expected_grad is not None:
         (grad,) = torch.autograd.grad(out.sum(), args[0])
         _assert_exact(checks.to_numpy(grad), case.expected_grad, f"gradient at {case.name}")
-
-
-@pytest.mark.parametrize("case", SPECIAL_CASES, ids=_id)
-def test_reference_special_value(case):
-    out = getattr(reference, case.function)(*case.args, **case.kwargs)
-    _assert_exact(out, case.expected, f"reference {case.name} ({case.why})")
-    if case.expected_grad is not None:
-        expected_shape_ones = np.ones_like(np.asarray(out, dtype=np.float64))
-        grad = getattr(reference, f"{case.function}_backward")(
-            expected_shape_ones, *case.args, **case.kwargs)
-        _assert_exact(grad, case.expected_grad, f"reference gradient at {case.name}")
