@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from lossproofs import ledger
 from lossproofs.accuracy_implementations import implementations
 from lossproofs.cases import Case
 from lossproofs.environment import (
@@ -219,8 +220,6 @@ def _target_line(report: dict[str, Any]) -> str:
 
 def _known_departures(report: dict[str, Any]) -> list[str]:
     """The ledger's accuracy entries of the target's families: what a `✗` of its rows is."""
-    from lossproofs import ledger
-
     families = set((report.get("target") or {}).get("families", ()))
     # a framework's own forward and gradient entries explain its rows too (e.g. a declared
     # clamp convention on the near-0/1 stratum); torch's are in the README's ledger table

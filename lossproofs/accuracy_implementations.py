@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lossproofs import naive
+from lossproofs import naive, reference
 from lossproofs.cases import Case
 from lossproofs.dtypes import torch_dtype
 from lossproofs.error_model import rounded_inputs
@@ -72,8 +72,6 @@ def _reference(name: str):
     def run(case: Case):
         if case.dtype != "float64":
             return None  # a float64 implementation: measured in float64 only
-        from lossproofs import reference
-
         arrays, params, g = rounded_inputs(case)
         fwd = np.asarray(getattr(reference, name)(*arrays, **params), dtype=np.float64)
         grad = getattr(reference, name + "_backward")(np.broadcast_to(g, fwd.shape), *arrays,

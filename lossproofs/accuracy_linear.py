@@ -1,14 +1,14 @@
 """What each ``acc_policy`` of torch's chunked ``F.linear_cross_entropy`` costs in accuracy,
 against the exact oracle: ``python -m lossproofs accuracy-linear [--out DIR] [--overwrite]``.
 
-Runs :func:`lossproofs.oracle_linear.ulp_study` (torch's reference path and every chunked
+Runs :func:`ulp_study` (torch's reference path and every chunked
 policy, with and without a float32 ``acc_dtype`` for the half types, on the ordinary,
 extreme-logit and large-vocabulary strata; mean reduction, bias and class weights, a quarter of
 the targets ignored) and writes ``linear_cross_entropy.json`` (every record, with the
 environment) and ``linear_cross_entropy.md``: per dtype and policy the worst error over the
 strata of the loss and of each gradient, in ulps of the dtype, raw and *floored* (in ulps of
 ``max(|exact|, floor)``, the floor being what a backward-stable matmul-then-cross-entropy commits
-to; see :func:`lossproofs.oracle_linear.floors`). Floored counts are what to compare between
+to; see :func:`floors`). Floored counts are what to compare between
 policies; raw counts show where a tiny exact value makes any rounding look large.
 """
 
@@ -19,6 +19,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lossproofs.cases import Case
+from lossproofs.comparison import linear_error_terms
 from lossproofs.environment import (
     default_output_dir,
     environment,
@@ -27,6 +34,14 @@ from lossproofs.environment import (
     write_text,
 )
 from lossproofs.helptext import description
+from lossproofs.linear_targets import ACC_POLICIES, UNAVAILABLE_ACC_POLICIES
+from lossproofs.oracle import ulp_distance
+from lossproofs.oracle_linear import (
+    floored_ulps,
+    linear_cross_entropy,
+    linear_cross_entropy_backward,
+    strata,
+)
 
 QUANTITIES = ("forward", "input", "linear_weight", "linear_bias")
 DTYPES = ("float64", "float32", "float16", "bfloat16")
@@ -81,6 +96,102 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# -- the ULP study -------------------------------------------------------------------------------
+def _round_to(a: np.ndarray, dtype: str) -> np.ndarray:
+    return torch.from_numpy(np.asarray(a, dtype=np.float64)).to(getattr(torch, dtype)).double(
+    ).numpy()
+
+
+def floors(case) -> dict[str, np.ndarray]:
+    """Elementwise floors of the ULP count: the matmul's first-order error terms
+    (:func:`lossproofs.comparison.linear_error_terms`, the error model the checks take their
+    scales from), without the checks' ``≥ 1`` clamp."""
+    return linear_error_terms(case)
+
+
+ALL_POLICIES = (("reference path", None), ("accurate", None), ("balanced", None),
+                ("compact", None), ("auto", None), ("accurate", "float32"),
+                ("balanced", "float32"), ("compact", "float32"))
+
+
+def _offered_policies() -> tuple[tuple[str, str | None], ...]:
+    """:data:`ALL_POLICIES` less the acc_policy values the installed torch does not have
+    (:data:`lossproofs.linear_targets.UNAVAILABLE_ACC_POLICIES`: ``balanced`` from torch 2.14),
+    and any it has that the list does not name, with and without a float32 ``acc_dtype``."""
+    out = [(p, a) for p, a in ALL_POLICIES if p == "reference path" or p in ACC_POLICIES]
+    named = {p for p, _ in ALL_POLICIES}
+    out += [(p, a) for p in ACC_POLICIES if p not in named for a in (None, "float32")]
+    return tuple(out)
+
+
+POLICIES = _offered_policies()
+
+
+def ulp_study(dtypes=("float64", "float32", "float16", "bfloat16"), policies=POLICIES,
+              reductions=("mean",), seed: int = 0, strata_names=None) -> list[dict]:
+    """Measure torch against the oracle; one record per stratum × dtype × (acc_policy,
+    acc_dtype) × reduction × quantity with ``raw`` and ``floored`` ulps (the worst element).
+    A float32 ``acc_dtype`` is tried with float16/bfloat16 only (torch rejects it otherwise);
+    the chunked runs use ``batch_chunk_size = N // 3`` (a non-divisor for the strata's N)."""
+    records = []
+    for sname, s in strata(seed).items():
+        if strata_names and sname not in strata_names:
+            continue
+        for dtype in dtypes:
+            x = _round_to(s["input"], dtype)
+            w = _round_to(s["linear_weight"], dtype)
+            kw = {k: _round_to(v, dtype) for k, v in s["kwargs"].items()}
+            t = s["target"]
+            for reduction in reductions:
+                exact = linear_cross_entropy(x, w, t, reduction=reduction, **kw)
+                g = np.ones(exact.shape)
+                exact_grads = linear_cross_entropy_backward(g, x, w, t, reduction=reduction,
+                                                            **kw)
+                case = Case("linear_cross_entropy", (x, w, t), {**kw, "reduction": reduction},
+                            "float64")
+                floor = floors(case)
+                for policy, acc_dtype in policies:
+                    if acc_dtype and dtype not in ("float16", "bfloat16"):
+                        continue
+                    dt = getattr(torch, dtype)
+                    tx = torch.from_numpy(x).to(dt).requires_grad_()
+                    tw = torch.from_numpy(w).to(dt).requires_grad_()
+                    tb = torch.from_numpy(kw["linear_bias"]).to(dt).requires_grad_()
+                    tcw = torch.from_numpy(kw["weight"]).to(dt)
+                    options = None if policy == "reference path" else (
+                        nn.LinearCrossEntropyOptions(
+                            batch_chunk_size=max(1, x.shape[0] // 3), chunking_method=None,
+                            acc_policy=policy,
+                            acc_dtype=getattr(torch, acc_dtype) if acc_dtype else None))
+                    out = F.linear_cross_entropy(tx, tw, torch.from_numpy(t), linear_bias=tb,
+                                                 weight=tcw, reduction=reduction,
+                                                 options=options)
+                    grads = torch.autograd.grad(out, (tx, tw, tb),
+                                                torch.from_numpy(g).to(out.dtype))
+                    got = {"forward": out.detach().double().numpy(),
+                           **{k: v.double().numpy() for k, v in
+                              zip(("input", "linear_weight", "linear_bias"), grads)}}
+                    want = {"forward": exact, "input": exact_grads[0],
+                            "linear_weight": exact_grads[1], "linear_bias": exact_grads[2]}
+                    name = policy + (f", acc_dtype={acc_dtype}" if acc_dtype else "")
+                    for q in got:
+                        records.append(dict(
+                            stratum=sname, dtype=dtype, policy=name, reduction=reduction,
+                            quantity=q,
+                            raw=float(np.max(ulp_distance(got[q], want[q], dtype), initial=0)),
+                            floored=floored_ulps(got[q], want[q], floor[q], dtype)))
+    return records
+
+
+def _table(records: list[dict]) -> str:
+    lines = ["| stratum | dtype | policy | quantity | raw ulps | floored ulps |",
+             "|---|---|---|---|---|---|"]
+    for r in records:
+        lines.append(f"| {r['stratum']} | {r['dtype']} | {r['policy']} | {r['quantity']} | "
+                     f"{r['raw']:.3g} | {r['floored']:.3g} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None,
          prog: str = "python -m lossproofs accuracy-linear") -> int:
     p = argparse.ArgumentParser(prog=prog, description=description(__doc__),
@@ -91,13 +202,8 @@ def main(argv: list[str] | None = None,
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtypes", nargs="*", choices=DTYPES, default=list(DTYPES))
     args = p.parse_args(argv)
-    import torch.nn.functional as F
-
     if not hasattr(F, "linear_cross_entropy"):
         p.error("this torch has no F.linear_cross_entropy (torch ≥ 2.13)")
-    from lossproofs.linear_targets import UNAVAILABLE_ACC_POLICIES
-    from lossproofs.oracle_linear import strata, ulp_study
-
     out = args.out or default_output_dir("accuracy-linear")
     t0 = time.perf_counter()
     records = ulp_study(dtypes=tuple(args.dtypes), seed=args.seed)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from lossproofs import error_model, ledger, oracle
+from lossproofs import linear_targets as L
 from lossproofs.accuracy_implementations import run_callable
 from lossproofs.cases import Case
 from lossproofs.comparison import (  # noqa: F401  (re-exported: checks is the suite's entry)
@@ -24,6 +25,7 @@ from lossproofs.comparison import (  # noqa: F401  (re-exported: checks is the s
     assert_agrees,
     compare,
     error_scale,
+    linear_error_scales,
     nontrivial,
     reference_forward,
     to_numpy,
@@ -217,58 +219,45 @@ def check_rejects(impl: Target, case: Case,
 
 
 # -- the linear kind (linear_cross_entropy): its own error scales ----------------------------------
-def linear_error_scales(case: Case, grad_output: np.ndarray | None = None) -> dict[str, float]:
-    """Error scales (``atol`` multipliers) for the forward value and the three gradients of a
-    ``linear_cross_entropy`` case (kind ``"linear"``), from first-order error propagation
-    through ``z = x·Wᵀ + b`` with the logit bounds ``A_n = max_c(Σ_i |x_ni||W_ci| + |b_c|)``
-    (:func:`lossproofs.linear_targets.logit_bounds`: a logit is off by ``u·A_n``, u the dtype's
-    unit roundoff) and the terms ``(|G|, M, H)`` of
-    :func:`lossproofs.linear_targets.logit_gradient_terms`:
+# -- linear_cross_entropy: three gradients at the matmul's error scales --------------------------
+def check_linear_forward(impl, case: Case, known: bool = True) -> Outcome:
+    """The forward value of a linear_cross_entropy ``case`` under ``impl`` (a
+    :class:`~lossproofs.targets.Target`) against the reference at
+    :func:`lossproofs.linear_error_scales`; with ``known``, a case a known divergence of
+    the target covers is set aside (:mod:`lossproofs.ledger`). A
+    :class:`lossproofs.Outcome`, as :func:`check_forward`."""
+    aside = ledger.set_aside(impl, case, "forward", ()) if known else ledger.SetAside()
+    if aside.whole:
+        return Outcome("set aside", [], aside.names)
+    actual, expected = L._quiet(L.forward, impl.get(L.FUNCTION), case)
+    c = compare(actual, expected, case.dtype, "forward",
+                       linear_error_scales(case)["forward"])
+    message = "" if c.ok else c.message(f"{L.FUNCTION} forward", actual, expected)
+    return Outcome("pass" if c.ok else "fail", [("forward", c)], aside.names, message)
 
-    - forward: ``Σ_n ‖G_n‖₁·A_n`` (the loss moves by ``Σ_c G_nc·δz_nc``), and never below
-      cross_entropy's own scale at the logits (:func:`error_scale`: the summation error of the
-      loss terms);
-    - gradients: ``E = M + 2·A_n·H`` bounds the error of ``∂L/∂z`` in units of u (rounding of
-      its terms, plus p's change under the logits' error), and the two matmuls propagate it
-      together with their own rounding of the products: input ``max (E·|W2|)``, weight
-      ``max (Eᵀ·|x|)``, bias ``max Σ_n E_n``.
 
-    Each is at least 1. For ``reduction="none"`` the forward scale is the largest row's. A row
-    whose ``A_n`` is not finite (a NaN or inf activation) adds nothing: its logits are not
-    finite and compare as NaN/inf, and an ignored row (``G_n = 0``) is no term of the loss.
-    """
-    from lossproofs import reference
-    from lossproofs.linear_targets import _logits, logit_bounds, logit_gradient_terms
-
-    arrays, params = case.reference_args()
-    x, w, t = arrays
-    a = logit_bounds(case)
-    a = np.where(np.isfinite(a), a, 0.0)
-    fwd_expected = np.asarray(reference.linear_cross_entropy(x, w, t, **params))
-    if grad_output is None:
-        grad_output = np.ones(fwd_expected.shape)
-    plan_case = Case("cross_entropy",
-                     (np.asarray(_logits(case)), t),
-                     {k: v for k, v in params.items() if k not in ("linear_bias",)
-                      and not (k == "ignore_index" and v is None)},
-                     "float64")
-    ce_scale = error_scale(plan_case, fwd_expected)
-    g1, _, _ = logit_gradient_terms(case, np.ones(fwd_expected.shape))
-    row = np.sum(g1, axis=1) * a
-    fwd = float(np.max(row, initial=0.0)) if params.get("reduction", "mean") == "none" else (
-        float(np.sum(row)))
-    _, m, h = logit_gradient_terms(case, grad_output)
-    e = m + 2.0 * a[:, None] * h
-    x2 = np.abs(np.atleast_2d(x))
-    x2 = np.where(np.isfinite(x2), x2, 0.0)
-    w2 = np.abs(w.reshape(-1, w.shape[-1]))
-    return {
-        "forward": max(1.0, ce_scale, fwd),
-        "input": max(1.0, float(np.max(e @ w2, initial=0.0))),
-        "linear_weight": max(1.0, float(np.max(e.T @ x2, initial=0.0))),
-        "linear_bias": max(1.0, float(np.max(np.sum(e, axis=0), initial=0.0))),
-        "target": 1.0,
-    }
+def check_linear_gradients(impl, case: Case, seed: int, known: bool = True,
+                           names: tuple[str, ...] = L.GRADIENTS,
+                           frozen_target: bool = False) -> Outcome:
+    """The gradients ``names`` (``"target"`` added for probability targets unless
+    ``frozen_target``) of ``case`` under ``impl``, with a random ``grad_output`` drawn from
+    ``seed``, against the reference's closed forms at :func:`lossproofs.comparison.
+    linear_error_scales`; ``known`` as for :func:`check_linear_forward` (a divergence sets the case
+    aside as a whole)."""
+    aside = (ledger.set_aside(impl, case, "gradient", ()) if known else ledger.SetAside())
+    if aside.whole:
+        return Outcome("set aside", [], aside.names)
+    g, results = L._quiet(L.gradients, impl.get(L.FUNCTION), case, seed,
+                          L.wrt(case, names, frozen_target))
+    scales = linear_error_scales(case, g)
+    comparisons, messages = [], []
+    for name, actual, expected in results:
+        c = compare(actual, expected, case.dtype, "gradient", scales[name])
+        comparisons.append((f"{name} gradient", c))
+        if not c.ok:
+            messages.append(c.message(f"{L.FUNCTION} {name} gradient", actual, expected))
+    return Outcome("fail" if messages else "pass", comparisons, aside.names,
+                          "\n".join(messages))
 
 
 # -- accuracy against the exact oracle, and the ledger's checks ---------------------------------
@@ -326,12 +315,9 @@ def run_check(target, entry: Divergence, case: Case | None = None) -> Outcome:
         return Outcome("fail", [], "", f"{bad.function} with {bad.name}: accepted "
                               f"without an error (expected {bad.exception.__name__})")
     if entry.check in ("forward", "gradient") and loss(case.function).kind == "linear":
-        # three gradients at the matmul's error scales (checks.linear_error_scales)
-        from lossproofs import linear_targets
-
         if entry.check == "forward":
-            return linear_targets.check_forward(target, case, known=False)
-        return linear_targets.check_gradients(target, case, entry.seed, known=False)
+            return check_linear_forward(target, case, known=False)
+        return check_linear_gradients(target, case, entry.seed, known=False)
     if entry.check == "forward":
         return check_forward(target, case, known=False)
     if entry.check == "gradient":

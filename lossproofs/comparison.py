@@ -13,8 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lossproofs import reference
 from lossproofs.cases import Case
 from lossproofs.dtypes import max_finite, tiny
+from lossproofs.reference._kernels import (
+    _cross_entropy_grad_log_probs,
+    _cross_entropy_plan,
+    _from_rows,
+)
 from lossproofs.registry import loss
 from lossproofs.tolerances import tolerance
 
@@ -186,3 +192,124 @@ class Outcome:
     def raise_for_failure(self) -> None:
         if self.status == "fail":
             raise AssertionError(self.message)
+
+
+# -- linear_cross_entropy: the error model of its matmul ----------------------------------------
+def logit_bounds(case: Case) -> np.ndarray:
+    """``A_n = max_c (Σ_i |x_ni|·|W_ci| + |b_c|)`` per batch row (shape ``(N,)``, ``(1,)``
+    unbatched): the magnitude the matmul sums to form row n's logits, so the absolute error of
+    a logit computed in a dtype with unit roundoff u is at most about ``u·A_n`` (one rounding
+    of the result plus the accumulation, whatever its order)."""
+    (x, w, _t), params = case.reference_args()
+    b = params.get("linear_bias")
+    x2 = np.abs(np.atleast_2d(x))
+    w2 = np.abs(w.reshape(-1, w.shape[-1]))
+    mags = x2 @ w2.T
+    if b is not None:
+        mags = mags + np.abs(np.asarray(b, dtype=np.float64)).reshape(-1)
+    return np.max(mags, axis=1, initial=0.0)
+
+
+def logit_gradient_terms(case: Case, grad_output: np.ndarray):
+    """``(|G|, M, H)`` as ``(N, C·P)`` rows (one batch element a row), where
+    ``G = ∂L/∂z = g_lp − p·Σ_c g_lp`` (the reference's), ``M = |g_lp| + p·Σ_c |g_lp|`` (its two
+    terms without their cancellation: what a relative rounding of p or g_lp perturbs) and
+    ``H = p·(1 − p)·Σ_c |g_lp|`` (what a perturbation of the logits perturbs: a logit error
+    |δz| ≤ δ moves p_c by at most ``2δ·p_c·(1 − p_c)``)."""
+    arrays, params = case.reference_args()
+    x, _w, t = arrays
+    z = _logits(case)
+    ignore_index = params.get("ignore_index")
+    plan = _cross_entropy_plan(z, t, params.get("weight"),
+                               -100 if ignore_index is None else ignore_index,
+                               params.get("reduction", "mean"), params.get("label_smoothing", 0.0))
+    with np.errstate(all="ignore"):
+        g_lp = _cross_entropy_grad_log_probs(plan, np.asarray(grad_output))
+        p = np.exp(plan["log_probs"])
+        total = np.sum(np.abs(g_lp), axis=1, keepdims=True)
+        g = np.abs(g_lp - p * np.sum(g_lp, axis=1, keepdims=True))
+        m = np.abs(g_lp) + p * total
+        h = p * (1.0 - p) * total
+    n = 1 if x.ndim == 1 else x.shape[0]
+    return tuple(np.nan_to_num(_from_rows(v, z.shape).reshape(n, -1), nan=0.0, posinf=0.0)
+                 for v in (g, m, h))
+
+
+def _logits(case: Case) -> np.ndarray:
+    (x, w, _t), params = case.reference_args()
+    z = np.atleast_2d(x) @ w.reshape(-1, w.shape[-1]).T
+    if params.get("linear_bias") is not None:
+        z = z + np.asarray(params["linear_bias"]).reshape(-1)
+    logits_shape = (*x.shape[:-1], w.shape[0], *w.shape[1:-1])
+    return z.reshape(logits_shape)
+
+
+def linear_error_terms(case: Case, grad_output: np.ndarray | None = None
+                       ) -> dict[str, np.ndarray]:
+    """The error model of ``linear_cross_entropy`` (kind ``"linear"``), per element: the
+    first-order error terms, in units of the dtype's unit roundoff, of the forward value
+    (``Σ_n ‖G_n‖₁·A_n``; per row for ``reduction="none"``) and of the three gradients
+    (``E·|W2|``, ``Eᵀ·|x|``, ``Σ_n E_n`` with ``E = M + 2·A_n·H``), from
+    :func:`logit_bounds` and :func:`logit_gradient_terms` (``grad_output`` ones when None).
+    :func:`linear_error_scales` takes their largest; the accuracy study
+    (:mod:`lossproofs.accuracy_linear`) uses them as its floors. A row whose ``A_n`` is not
+    finite (a NaN or inf activation) adds nothing."""
+    arrays, params = case.reference_args()
+    x, w, t = arrays
+    a = logit_bounds(case)
+    a = np.where(np.isfinite(a), a, 0.0)
+    expected = np.asarray(reference.linear_cross_entropy(x, w, t, **params))
+    g1, _, _ = logit_gradient_terms(case, np.ones(expected.shape))
+    row = np.sum(g1, axis=1) * a
+    _, m, h = logit_gradient_terms(
+        case, np.ones(expected.shape) if grad_output is None else grad_output)
+    e = m + 2.0 * a[:, None] * h
+    x2 = np.abs(np.atleast_2d(x))
+    x2 = np.where(np.isfinite(x2), x2, 0.0)
+    w2 = np.abs(w.reshape(-1, w.shape[-1]))
+    unreduced = params.get("reduction", "mean") == "none"
+    # unreduced: one term per batch row (per element where each row is one element)
+    forward = (row.reshape(expected.shape) if row.size == expected.size else row) if unreduced \
+        else np.sum(row)
+    return {"forward": forward,
+            "input": (e @ w2).reshape(x.shape),
+            "linear_weight": (e.T @ x2).reshape(w.shape),
+            "linear_bias": np.sum(e, axis=0)}
+
+
+def linear_error_scales(case: Case, grad_output: np.ndarray | None = None) -> dict[str, float]:
+    """Error scales (``atol`` multipliers) for the forward value and the three gradients of a
+    ``linear_cross_entropy`` case (kind ``"linear"``), from first-order error propagation
+    through ``z = x·Wᵀ + b`` with the logit bounds ``A_n = max_c(Σ_i |x_ni||W_ci| + |b_c|)``
+    (:func:`logit_bounds`: a logit is off by ``u·A_n``, u the dtype's
+    unit roundoff) and the terms ``(|G|, M, H)`` of
+    :func:`logit_gradient_terms`:
+
+    - forward: ``Σ_n ‖G_n‖₁·A_n`` (the loss moves by ``Σ_c G_nc·δz_nc``), and never below
+      cross_entropy's own scale at the logits (:func:`error_scale`: the summation error of the
+      loss terms);
+    - gradients: ``E = M + 2·A_n·H`` bounds the error of ``∂L/∂z`` in units of u (rounding of
+      its terms, plus p's change under the logits' error), and the two matmuls propagate it
+      together with their own rounding of the products: input ``max (E·|W2|)``, weight
+      ``max (Eᵀ·|x|)``, bias ``max Σ_n E_n``.
+
+    Each is at least 1. For ``reduction="none"`` the forward scale is the largest row's. A row
+    whose ``A_n`` is not finite (a NaN or inf activation) adds nothing: its logits are not
+    finite and compare as NaN/inf, and an ignored row (``G_n = 0``) is no term of the loss.
+    """
+    arrays, params = case.reference_args()
+    x, w, t = arrays
+    fwd_expected = np.asarray(reference.linear_cross_entropy(x, w, t, **params))
+    plan_case = Case("cross_entropy",
+                     (np.asarray(_logits(case)), t),
+                     {k: v for k, v in params.items() if k not in ("linear_bias",)
+                      and not (k == "ignore_index" and v is None)},
+                     "float64")
+    ce_scale = error_scale(plan_case, fwd_expected)
+    terms = linear_error_terms(case, grad_output)
+    worst = {name: float(np.max(v, initial=0.0)) for name, v in terms.items()}
+    return {"forward": max(1.0, ce_scale, worst["forward"]),
+            "input": max(1.0, worst["input"]),
+            "linear_weight": max(1.0, worst["linear_weight"]),
+            "linear_bias": max(1.0, worst["linear_bias"]),
+            "target": 1.0}

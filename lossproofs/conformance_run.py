@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from lossproofs import checks, ledger
+from lossproofs import linear_targets as L
 from lossproofs.cases import DTYPES, Case
 from lossproofs.dtypes import tiny
 from lossproofs.error_cases import ERROR_CASES
@@ -146,8 +147,6 @@ def run_linear_case(impl: Target, case: Case, seed: int) -> CaseOutcome:
     the target's, for probability targets) at :func:`lossproofs.checks.linear_error_scales`,
     a case a known divergence of the target covers set aside as the properties set it aside
     (:func:`lossproofs.linear_targets.check_forward` / ``check_gradients``)."""
-    from lossproofs import linear_targets as L
-
     fn = impl.get(case.function)
     expected_forward = checks.reference_forward(case)
 

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from lossproofs import checks
+from lossproofs import checks, ledger
 from lossproofs.cases import DTYPES, Case
 from lossproofs.conformance_run import DEFAULT_SEED
 from lossproofs.declarations import drawable
@@ -256,9 +256,7 @@ def check_case(impl: Target, case: Case, seed: int) -> list[checks.Outcome]:
     failed outcome that names it."""
     declared = LOSSES[case.function]
     if declared.kind == "linear":  # three gradients at the matmul's scales
-        from lossproofs import linear_targets
-
-        forward, gradient = linear_targets.check_forward, linear_targets.check_gradients
+        forward, gradient = checks.check_linear_forward, checks.check_linear_gradients
         gradient_args: tuple = (seed,)
     else:
         forward, gradient = checks.check_forward, checks.check_gradients
@@ -302,8 +300,6 @@ def unpredicated_entries(impl: Target, function: str, failed: list[str]) -> list
     """The ledger entries of ``impl``'s families for ``function`` and the failed checks that
     have no predicate: they set nothing aside (so do not explain a failure), but may describe
     its mechanism."""
-    from lossproofs import ledger
-
     directions = {"forward" if what.startswith("forward") else "gradient" for what in failed}
     target_gradient = any(what.startswith("target") for what in failed)
     return [d.name for d in ledger.LEDGER
@@ -319,17 +315,18 @@ def reproduction(impl: Target, case: Case, seed: int, failed: list[str]) -> str:
     params = "{" + ", ".join(f"{k!r}: {k}" if isinstance(v, np.ndarray) else f"{k!r}: {v!r}"
                              for k, v in case.params.items()) + "}"
     linear = LOSSES[case.function].kind == "linear"
-    module = "linear_targets" if linear else "checks"
+    kind = "linear_" if linear else ""
     lines = [case.reproduction(impl), "# the check lossproofs evidence ran (known divergences of "
-             "the target set aside):", f"from lossproofs import {module}",
+             "the target set aside):", "from lossproofs import checks",
              "from lossproofs.cases import Case", "from lossproofs.targets import get_target",
              f"case = Case({case.function!r}, {arrays}, {params}, {case.dtype!r}, "
              f"{case.layout!r})"]
     if any(what.startswith("forward") for what in failed):
-        lines.append(f"print({module}.check_forward(get_target({impl.name!r}), case).message)")
+        lines.append(f"print(checks.check_{kind}forward(get_target({impl.name!r}), case)"
+                     ".message)")
     if any(not what.startswith("forward") for what in failed):
         wrt = "" if linear else f", wrt_target={_wrt_target(case)}"
-        lines.append(f"print({module}.check_gradients(get_target({impl.name!r}), case, {seed}"
+        lines.append(f"print(checks.check_{kind}gradients(get_target({impl.name!r}), case, {seed}"
                      f"{wrt}).message)")
     return "\n".join(lines)
 
@@ -337,8 +334,6 @@ def reproduction(impl: Target, case: Case, seed: int, failed: list[str]) -> str:
 def _entry_names(divergences: str) -> list[str]:
     """The ledger entries named in an outcome's ``divergences`` (joined with ", ", which some
     names contain)."""
-    from lossproofs import ledger
-
     names, part = [], []
     for piece in divergences.split(", "):
         part.append(piece)

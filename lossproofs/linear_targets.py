@@ -44,6 +44,9 @@ from torch import nn
 
 from lossproofs import reference
 from lossproofs.cases import Case
+from lossproofs.families import TORCH, TORCH_CHUNKED, TORCH_EAGER
+from lossproofs.implementation import Target
+from lossproofs.registry import LOSSES, nn_linear_cross_entropy
 
 FUNCTION = "linear_cross_entropy"
 CHUNK_SIZES = ("1", "non-divisor", "at least N")
@@ -311,36 +314,19 @@ def chunked(config: ChunkedConfig) -> Callable[..., torch.Tensor]:
 
 
 def nn_module(config: ChunkedConfig | None = None) -> Callable[..., torch.Tensor]:
-    """``nn.LinearCrossEntropyLoss`` in the functional signature: a module is built per call
-    with the arguments' shapes, and the caller's ``linear_weight``/``linear_bias`` are swapped
-    in for its parameters (``torch.func.functional_call``), so gradients reach the caller's
-    tensors. The module stores the weight flat, ``(C·P, in)``, as its forward expects."""
-    def linear_cross_entropy(input, linear_weight, target, linear_bias=None, weight=None,
-                             reduction="mean", ignore_index=None, label_smoothing=0.0):
-        num_classes, *out_features, in_features = linear_weight.shape
-        module = nn.LinearCrossEntropyLoss(
-            in_features, num_classes, out_features=tuple(out_features),
-            bias=linear_bias is not None,
-            # the caller's tensors replace the parameters: an integer weight is bad input for
-            # the forward to reject, not for the module's constructor
-            dtype=linear_weight.dtype if linear_weight.is_floating_point() else None,
-            reduction=reduction,
-            weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing,
-            options=None if config is None else config.options(_batch(input), input.dtype))
-        params = {"linear.weight": linear_weight.reshape(-1, in_features)}
-        if linear_bias is not None:
-            params["linear.bias"] = linear_bias.reshape(-1)
-        return torch.func.functional_call(module, params, (input, target))
-    linear_cross_entropy.__qualname__ = "nn" + ("" if config is None else f"[{config.name}]")
-    return linear_cross_entropy
+    """``nn.LinearCrossEntropyLoss`` in the functional signature
+    (:func:`lossproofs.registry.nn_linear_cross_entropy`), on ``config``'s chunked path (the
+    reference path when None)."""
+    fn = nn_linear_cross_entropy(
+        None if config is None else lambda input: config.options(_batch(input), input.dtype))
+    fn.__qualname__ = "nn" + ("" if config is None else f"[{config.name}]")
+    return fn
 
 
 def target(fn: Callable[..., torch.Tensor], name: str | None = None,
            families: frozenset[str] = frozenset()):
-    """A :class:`~lossproofs.targets.Target` providing ``linear_cross_entropy`` = ``fn``, of
+    """A :class:`~lossproofs.implementation.Target` providing ``linear_cross_entropy`` = ``fn``, of
     ``families`` (whose ledger divergences are then expected of it)."""
-    from lossproofs.targets import Target  # late: the targets import the registry
-
     return Target(name or getattr(fn, "__qualname__", "linear"), {FUNCTION: fn}, families,
                   description=f"torch.nn.functional.linear_cross_entropy ({name or fn})")
 
@@ -348,8 +334,6 @@ def target(fn: Callable[..., torch.Tensor], name: str | None = None,
 def chunked_target(config: ChunkedConfig, module: bool = False):
     """``config``'s chunked path (through ``nn.LinearCrossEntropyLoss`` with ``module``) as a
     Target of the torch-chunked family, so the ledger's chunked divergences are set aside."""
-    from lossproofs.families import TORCH, TORCH_CHUNKED, TORCH_EAGER
-
     fn = nn_module(config) if module else chunked(config)
     return target(fn, fn.__qualname__, frozenset({TORCH, TORCH_EAGER, TORCH_CHUNKED}))
 
@@ -357,7 +341,7 @@ def chunked_target(config: ChunkedConfig, module: bool = False):
 # -- running a case ---------------------------------------------------------------------------
 # The differentiable arguments (the registry's Loss.gradient_arguments); "target" too for
 # probability targets.
-GRADIENTS = ("input", "linear_weight", "linear_bias")
+GRADIENTS = LOSSES[FUNCTION].gradient_arguments
 GRADIENT_NAMES = (*GRADIENTS, "target")
 
 
@@ -421,22 +405,6 @@ def gradients(fn, case: Case, seed: int, wrt: tuple[str, ...] = ("input", "linea
     return g, results
 
 
-def zero_mean_denominator(case: Case) -> bool:
-    """A ``mean`` whose denominator is 0 (every target ignored, or every kept target's class
-    weight 0): the loss is NaN, and the chunked path's gradient is NaN in *every* row where the
-    reference path's is NaN only in the kept rows (see the special-value test)."""
-    if case.params.get("reduction", "mean") != "mean" or case.arrays[2].dtype.kind == "f":
-        return False
-    t = case.arrays[2]
-    ignore_index = case.params.get("ignore_index")
-    kept = t != (-100 if ignore_index is None else ignore_index)
-    w = case.params.get("weight")
-    if w is None:
-        return not kept.any()
-    w = case.rounded(np.asarray(w))
-    return float(np.sum(w[np.where(kept, t, 0)][kept])) == 0.0
-
-
 # -- the checks, with the target's known divergences set aside --------------------------------
 def _quiet(fn, *args, **kwargs):
     """Call with the documented fallback warning silenced (the fallback tests check it)."""
@@ -452,49 +420,6 @@ def wrt(case: Case, names: tuple[str, ...] = GRADIENTS, frozen_target: bool = Fa
     runs those on the chunked path)."""
     floating = case.arrays[2].dtype.kind == "f"
     return (*names, "target") if floating and not frozen_target else names
-
-
-def check_forward(impl, case: Case, known: bool = True):
-    """The forward value of a linear_cross_entropy ``case`` under ``impl`` (a
-    :class:`~lossproofs.targets.Target`) against the reference at
-    :func:`lossproofs.checks.linear_error_scales`; with ``known``, a case a known divergence of
-    the target covers is set aside (:mod:`lossproofs.ledger`). A
-    :class:`lossproofs.checks.Outcome`, as :func:`lossproofs.checks.check_forward`."""
-    from lossproofs import checks, ledger
-
-    aside = ledger.set_aside(impl, case, "forward", ()) if known else ledger.SetAside()
-    if aside.whole:
-        return checks.Outcome("set aside", [], aside.names)
-    actual, expected = _quiet(forward, impl.get(FUNCTION), case)
-    c = checks.compare(actual, expected, case.dtype, "forward",
-                       checks.linear_error_scales(case)["forward"])
-    message = "" if c.ok else c.message(f"{FUNCTION} forward", actual, expected)
-    return checks.Outcome("pass" if c.ok else "fail", [("forward", c)], aside.names, message)
-
-
-def check_gradients(impl, case: Case, seed: int, known: bool = True,
-                    names: tuple[str, ...] = GRADIENTS, frozen_target: bool = False):
-    """The gradients ``names`` (``"target"`` added for probability targets unless
-    ``frozen_target``) of ``case`` under ``impl``, with a random ``grad_output`` drawn from
-    ``seed``, against the reference's closed forms at :func:`lossproofs.checks.
-    linear_error_scales`; ``known`` as for :func:`check_forward` (a divergence sets the case
-    aside as a whole)."""
-    from lossproofs import checks, ledger
-
-    aside = (ledger.set_aside(impl, case, "gradient", ()) if known else ledger.SetAside())
-    if aside.whole:
-        return checks.Outcome("set aside", [], aside.names)
-    g, results = _quiet(gradients, impl.get(FUNCTION), case, seed,
-                        wrt(case, names, frozen_target))
-    scales = checks.linear_error_scales(case, g)
-    comparisons, messages = [], []
-    for name, actual, expected in results:
-        c = checks.compare(actual, expected, case.dtype, "gradient", scales[name])
-        comparisons.append((f"{name} gradient", c))
-        if not c.ok:
-            messages.append(c.message(f"{FUNCTION} {name} gradient", actual, expected))
-    return checks.Outcome("fail" if messages else "pass", comparisons, aside.names,
-                          "\n".join(messages))
 
 
 # -- fallbacks ----------------------------------------------------------------------------------
@@ -574,69 +499,6 @@ def probe_fallbacks(configs: list[ChunkedConfig] | None = None) -> list[dict]:
             _, warned = call_recording_warnings(fn, *args, **kwargs)
             records.append({"config": config.name, "family": family, "warned": bool(warned)})
     return records
-
-
-# -- comparison scales ------------------------------------------------------------------------
-def logit_bounds(case: Case) -> np.ndarray:
-    """``A_n = max_c (Σ_i |x_ni|·|W_ci| + |b_c|)`` per batch row (shape ``(N,)``, ``(1,)``
-    unbatched): the magnitude the matmul sums to form row n's logits, so the absolute error of
-    a logit computed in a dtype with unit roundoff u is at most about ``u·A_n`` (one rounding
-    of the result plus the accumulation, whatever its order)."""
-    (x, w, _t), params = reference_args(case)
-    b = params.get("linear_bias")
-    x2 = np.abs(np.atleast_2d(x))
-    w2 = np.abs(w.reshape(-1, w.shape[-1]))
-    mags = x2 @ w2.T
-    if b is not None:
-        mags = mags + np.abs(np.asarray(b, dtype=np.float64)).reshape(-1)
-    return np.max(mags, axis=1, initial=0.0)
-
-
-def logit_gradient_terms(case: Case, grad_output: np.ndarray):
-    """``(|G|, M, H)`` as ``(N, C·P)`` rows (one batch element a row), where
-    ``G = ∂L/∂z = g_lp − p·Σ_c g_lp`` (the reference's), ``M = |g_lp| + p·Σ_c |g_lp|`` (its two
-    terms without their cancellation: what a relative rounding of p or g_lp perturbs) and
-    ``H = p·(1 − p)·Σ_c |g_lp|`` (what a perturbation of the logits perturbs: a logit error
-    |δz| ≤ δ moves p_c by at most ``2δ·p_c·(1 − p_c)``)."""
-    from lossproofs.reference._kernels import (
-        _cross_entropy_grad_log_probs,
-        _cross_entropy_plan,
-        _from_rows,
-    )
-
-    arrays, params = reference_args(case)
-    x, _w, t = arrays
-    z = _logits(case)
-    ignore_index = params.get("ignore_index")
-    plan = _cross_entropy_plan(z, t, params.get("weight"),
-                               -100 if ignore_index is None else ignore_index,
-                               params.get("reduction", "mean"), params.get("label_smoothing", 0.0))
-    with np.errstate(all="ignore"):
-        g_lp = _cross_entropy_grad_log_probs(plan, np.asarray(grad_output))
-        p = np.exp(plan["log_probs"])
-        total = np.sum(np.abs(g_lp), axis=1, keepdims=True)
-        g = np.abs(g_lp - p * np.sum(g_lp, axis=1, keepdims=True))
-        m = np.abs(g_lp) + p * total
-        h = p * (1.0 - p) * total
-    n = 1 if x.ndim == 1 else x.shape[0]
-    return tuple(np.nan_to_num(_from_rows(v, z.shape).reshape(n, -1), nan=0.0, posinf=0.0)
-                 for v in (g, m, h))
-
-
-def linear_scales(case: Case, grad_output: np.ndarray | None = None) -> dict[str, float]:
-    """The linear kind's error scales: :func:`lossproofs.checks.linear_error_scales`."""
-    from lossproofs.checks import linear_error_scales  # late: checks imports the registry
-
-    return linear_error_scales(case, grad_output)
-
-
-def _logits(case: Case) -> np.ndarray:
-    (x, w, _t), params = reference_args(case)
-    z = np.atleast_2d(x) @ w.reshape(-1, w.shape[-1]).T
-    if params.get("linear_bias") is not None:
-        z = z + np.asarray(params["linear_bias"]).reshape(-1)
-    logits_shape = (*x.shape[:-1], w.shape[0], *w.shape[1:-1])
-    return z.reshape(logits_shape)
 
 
 def with_params(case: Case, **params) -> Case:

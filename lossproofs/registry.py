@@ -23,11 +23,14 @@ import torch
 import torch.nn.functional as F
 from hypothesis import strategies as st
 
-from lossproofs import linear_targets, oracle, oracle_linear, reference, strategies
+from lossproofs import oracle, oracle_linear, reference, strategies
 from lossproofs.cases import DTYPES, Case
 from lossproofs.declarations import ARGUMENTS, DECLARABLE
+from lossproofs.error_cases import ERROR_CASES
+from lossproofs.special_cases import SPECIAL_CASES
 from lossproofs.strategies import extreme
 from lossproofs.strategies.linear import linear_cross_entropy_cases
+from lossproofs.tolerances import TOLERANCES, ULP_BOUNDS
 
 DIRECTIONS = ("forward", "gradient")
 # Argument families: which inputs a function takes, hence which error-floor model, which
@@ -142,6 +145,32 @@ def _nn_binary_cross_entropy_with_logits(input, target, weight=None, reduction="
                                       pos_weight=pos_weight)(input, target)
 
 
+def nn_linear_cross_entropy(options=None) -> Callable[..., Any]:
+    """``nn.LinearCrossEntropyLoss`` in the functional signature: a module is built per call
+    with the arguments' shapes, and the caller's ``linear_weight``/``linear_bias`` are swapped
+    in for its parameters (``torch.func.functional_call``), so gradients reach the caller's
+    tensors. The module stores the weight flat, ``(C·P, in)``, as its forward expects.
+    ``options(input)`` gives the chunked path's options (None: the reference path)."""
+    def linear_cross_entropy(input, linear_weight, target, linear_bias=None, weight=None,
+                             reduction="mean", ignore_index=None, label_smoothing=0.0):
+        num_classes, *out_features, in_features = linear_weight.shape
+        module = torch.nn.LinearCrossEntropyLoss(
+            in_features, num_classes, out_features=tuple(out_features),
+            bias=linear_bias is not None,
+            # the caller's tensors replace the parameters: an integer weight is bad input for
+            # the forward to reject, not for the module's constructor
+            dtype=linear_weight.dtype if linear_weight.is_floating_point() else None,
+            reduction=reduction,
+            weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing,
+            options=None if options is None else options(input))
+        params = {"linear.weight": linear_weight.reshape(-1, in_features)}
+        if linear_bias is not None:
+            params["linear.bias"] = linear_bias.reshape(-1)
+        return torch.func.functional_call(module, params, (input, target))
+    linear_cross_entropy.__qualname__ = "nn"
+    return linear_cross_entropy
+
+
 def _torch_logsumexp(input, dim, keepdim=False):
     # torch.nn.functional has no logsumexp; torch.logsumexp is its functional form.
     return torch.logsumexp(input, dim, keepdim=keepdim)
@@ -168,9 +197,9 @@ LOSSES: dict[str, Loss] = {loss.name: loss for loss in (
     # options=None (the default) is torch's reference path, linear then cross_entropy; the
     # chunked path is the built-in target "chunked" (lossproofs.targets).
     Loss("linear_cross_entropy", "linear", F.linear_cross_entropy, "linear_cross_entropy",
-         nn=linear_targets.nn_module(), differentiable_target=True,
+         nn=nn_linear_cross_entropy(), differentiable_target=True,
          arguments=("input", "linear_weight", "target"),
-         gradient_arguments=linear_targets.GRADIENTS,
+         gradient_arguments=("input", "linear_weight", "linear_bias"),
          generic_checks=False,
          generic_missing="the generic checks compare one input gradient at the error model's "
                          "floors; linear_cross_entropy has three gradients compared at the "
@@ -197,10 +226,6 @@ def _required(loss: Loss, module: Any, attribute: str, what: str) -> Any:
 
 def _check_complete(loss: Loss) -> None:
     """Look up every piece of ``loss``; raise :class:`IncompleteDeclaration` for a missing one."""
-    from lossproofs.error_cases import ERROR_CASES
-    from lossproofs.special_cases import SPECIAL_CASES
-    from lossproofs.tolerances import TOLERANCES, ULP_BOUNDS
-
     if loss.kind not in KINDS:
         raise IncompleteDeclaration(f"{loss.name}: kind {loss.kind!r} is not one of {KINDS}")
     if loss.nn is None and not loss.nn_missing:

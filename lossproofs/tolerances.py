@@ -140,8 +140,8 @@ ULP_BOUNDS: dict[tuple[str, str, str], float] = {
     ("binary_cross_entropy_with_logits", "bfloat16", "forward"): 2,
     ("binary_cross_entropy_with_logits", "bfloat16", "gradient"): 4,
     # linear_cross_entropy, against lossproofs.oracle_linear (exact logits), floored at the
-    # matmul's first-order error terms (oracle_linear.floors); measured by
-    # oracle_linear.ulp_study on its ordinary, extreme-logit and large-vocabulary strata (mean,
+    # matmul's first-order error terms (comparison.linear_error_terms); measured by
+    # accuracy_linear.ulp_study on its ordinary, extreme-logit and large-vocabulary strata (mean,
     # torch 2.13 CPU), worst in brackets. Reference path (linear, then cross_entropy):
     # forward [0] f64, [0.18] f32, [0.40] f16, [0.56] bf16; gradients [2.0], [3.53], [3.36],
     # [2.01] (three matmul-fed gradients, each a sum over the batch or the vocabulary).

@@ -35,10 +35,9 @@ def test_main_writes_environment_and_refuses_overwrite(tmp_path, monkeypatch, ca
 
     if not hasattr(F, "linear_cross_entropy"):
         pytest.skip("torch < 2.13 has no F.linear_cross_entropy")
-    from lossproofs import oracle_linear
 
     fake = [_rec("ordinary", "accurate", q, 1.0, 0.5) for q in accuracy_linear.QUANTITIES]
-    monkeypatch.setattr(oracle_linear, "ulp_study", lambda **kw: fake)
+    monkeypatch.setattr(accuracy_linear, "ulp_study", lambda **kw: fake)
     assert accuracy_linear.main(["--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "linear_cross_entropy.json").read_text(encoding="utf-8"))
     assert report["environment"]["torch"] and report["records"] == fake

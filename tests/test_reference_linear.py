@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from lossproofs import reference
+from lossproofs.comparison import linear_error_scales
 
 RNG_SEED = 20261129
 FD_STEP = 1e-6
@@ -223,20 +224,19 @@ def test_reference_agrees_with_the_exact_oracle(kind, reduction):
     from lossproofs import oracle_linear
     from lossproofs.cases import Case
     from lossproofs.checks import compare
-    from lossproofs.linear_targets import linear_scales
 
     rng = np.random.default_rng(RNG_SEED + 6)
     x, w, t, kwargs = _case(kind, rng)
     case = Case("linear_cross_entropy", (x, w, t), {**kwargs, "reduction": reduction})
     ref = reference.linear_cross_entropy(x, w, t, reduction=reduction, **kwargs)
     exact = oracle_linear.linear_cross_entropy(x, w, t, reduction=reduction, **kwargs)
-    scales = linear_scales(case)
+    scales = linear_error_scales(case)
     c = compare(ref, exact, "float64", "forward", scales["forward"])
     assert c.ok, c.message("reference forward vs oracle", ref, exact)
     g = rng.uniform(-2, 2, size=np.shape(ref))
     got = reference.linear_cross_entropy_backward(g, x, w, t, reduction=reduction, **kwargs)
     want = oracle_linear.linear_cross_entropy_backward(g, x, w, t, reduction=reduction, **kwargs)
-    scales = linear_scales(case, g)
+    scales = linear_error_scales(case, g)
     for name, a, e in zip(("input", "linear_weight", "linear_bias"), got, want):
         if e is None:
             assert a is None

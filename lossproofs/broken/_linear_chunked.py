@@ -29,6 +29,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from lossproofs.broken._common import buggy
+
 CHUNK = 2  # rows per chunk: N = 2..7 in the strategies gives 1..4 chunks, odd N a shorter tail
 
 
@@ -136,8 +138,6 @@ def chunked_linear_cross_entropy(input, linear_weight, target, linear_bias=None,
 def with_bug(bug: str):
     """A broken module's ``linear_cross_entropy``: the chunked kernel with ``bug`` switched on
     (off in a control run, see :func:`lossproofs.broken._common.buggy`)."""
-    from lossproofs.broken._common import buggy
-
     def linear_cross_entropy(input, linear_weight, target, linear_bias=None, weight=None,
                              reduction="mean", ignore_index=None, label_smoothing=0.0):
         return chunked_linear_cross_entropy(

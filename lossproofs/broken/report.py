@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lossproofs.broken import teeth
 from lossproofs.environment import environment, environment_markdown, write_json, write_text
 
 COMMAND = "python -m lossproofs report --teeth --out docs/conformance --overwrite"
@@ -72,8 +73,6 @@ def teeth_markdown(payload: dict[str, Any]) -> str:
 
 
 def run_teeth(out: Path, overwrite: bool) -> int:
-    from lossproofs.broken import teeth
-
     results = teeth.run_all()
     for r in results:
         print(r.summary())

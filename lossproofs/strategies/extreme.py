@@ -29,6 +29,7 @@ import torch
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from lossproofs import oracle
 from lossproofs.cases import Case
 from lossproofs.declarations import case_families
 from lossproofs.dtypes import DTYPES, eps, max_finite, smallest_subnormal, tiny  # noqa: F401
@@ -220,8 +221,6 @@ def draw_problem(d: Draw, function: str, stratum: str, dtype: str,
         kwargs["weight"] = round_to(d.uniform(0.1, 10, c), dtype)
     if function == "nll_loss":
         # nll_loss takes log-probabilities: feed it the exact log_softmax rounded to dtype.
-        from lossproofs import oracle
-
         x = round_to(np.where(finite, oracle.log_softmax(x, 1), -np.inf), dtype)
         # A -inf log-probability at the target is a legitimate +inf loss: keep targets finite.
     elif d.uniform(0, 1, 1)[0] < 0.3 and finite.all():

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from hypothesis import assume, event, settings
 from hypothesis import strategies as st
 
-from lossproofs import ledger, reference
+from lossproofs import checks, ledger, reference
 from lossproofs import linear_targets as L
 from lossproofs.cases import Case
 from lossproofs.checks import compare, linear_error_scales
@@ -106,15 +106,15 @@ def _settle(outcome) -> None:
 def check_target(target, case: Case, seed: int, wrt: tuple[str, ...] = GRADS) -> None:
     """Forward and the gradients in ``wrt`` (plus the target's for probability targets) of a
     Target against the reference, the target's known divergences set aside."""
-    _settle(L.check_forward(target, case))
-    _settle(L.check_gradients(target, case, seed, names=wrt))
+    _settle(checks.check_linear_forward(target, case))
+    _settle(checks.check_linear_gradients(target, case, seed, names=wrt))
 
 
 def check_values_and_gradients(fn, case: Case, seed: int, wrt: tuple[str, ...] = GRADS) -> None:
     """The same for a bare callable, nothing set aside (the teeth's check)."""
     target = L.target(fn)
-    L.check_forward(target, case, known=False).raise_for_failure()
-    L.check_gradients(target, case, seed, known=False, names=wrt).raise_for_failure()
+    checks.check_linear_forward(target, case, known=False).raise_for_failure()
+    checks.check_linear_gradients(target, case, seed, known=False, names=wrt).raise_for_failure()
 
 
 def _expected_gradients(case: Case, g: np.ndarray) -> dict[str, np.ndarray]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import assume, event
 
-from lossproofs import checks
+from lossproofs import checks, ledger
 from lossproofs.declarations import drawable
 from lossproofs.registry import LOSSES
 
@@ -95,8 +95,6 @@ def set_aside_divergent_cases(impl, case, *directions: str):
     """Set aside (hypothesis ``assume``) a case that a known divergence of this target affects
     anywhere, for checks that cannot compare element by element (gradcheck, HVPs, identities);
     each divergence is pinned by name in the ledger (lossproofs/ledger)."""
-    from lossproofs import ledger
-
     for direction in directions or ("forward", "gradient"):
         shape = case.arrays[0].shape if direction == "gradient" else ()
         found = ledger.set_aside(impl, case, direction, shape)

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from hypothesis import assume, event, given
 from hypothesis import strategies as st
 
-from lossproofs import checks, ledger, reference
+from lossproofs import accuracy_linear, checks, ledger, reference
 from lossproofs import linear_targets as L
 from lossproofs.cases import DTYPES, Case
 from lossproofs.checks import compare, linear_error_scales
@@ -42,6 +42,8 @@ from lossproofs.strategies.linear import (
 from lossproofs.suite import _linear as shared
 from lossproofs.suite._linear import _one_thread, linear, torch_paths  # fixtures
 from lossproofs.suite._support import require
+from lossproofs.targets import get_target
+from lossproofs.tolerances import ULP_BOUNDS
 
 
 # == torch's paths and options (torch-family targets) ==========================================
@@ -322,8 +324,8 @@ def test_chunked_probability_targets_match_reference(torch_paths, dtype, data):
     args, kwargs, _ = L.tensors(case, frozenset(shared.GRADS))
     _, warned = L.call_recording_warnings(L.chunked(config), *args, **kwargs)
     assert not warned, warned  # the chunked path itself, not the fallback
-    shared._settle(L.check_forward(target, case))
-    shared._settle(L.check_gradients(target, case, seed, frozen_target=True))
+    shared._settle(checks.check_linear_forward(target, case))
+    shared._settle(checks.check_linear_gradients(target, case, seed, frozen_target=True))
 
 
 # -- special values per path ------------------------------------------------------------------
@@ -416,8 +418,6 @@ def test_chunked_target_runs_the_configuration_it_names(torch_paths, spec, confi
     """``--target chunked[:<acc_policy>,<chunking_method>,<batch_chunk_size>[,<acc_dtype>]]``
     is that configuration: its value is bitwise the functional's with the same options. A
     policy the installed torch does not have is rejected by name (strict xfail, with why)."""
-    from lossproofs.targets import get_target
-
     target = get_target("chunked" if spec is None else f"chunked:{spec}")
     assert target.get("cross_entropy") is None and TORCH_CHUNKED in target.families
     x, w, b, t, _ = _small()
@@ -428,8 +428,6 @@ def test_chunked_target_runs_the_configuration_it_names(torch_paths, spec, confi
 @pytest.mark.parametrize("spec", ["fast,none,1", "accurate,auto,2", "accurate,none,none",
                                   "accurate,none,0", "accurate,none,1,float16", "accurate"])
 def test_chunked_target_rejects_a_configuration_torch_does_not_have(torch_paths, spec):
-    from lossproofs.targets import get_target
-
     with pytest.raises(ValueError, match=f"chunked:{spec}"):
         get_target(f"chunked:{spec}")
 
@@ -451,10 +449,7 @@ def test_within_the_ulp_bounds_on_extreme_logits(torch_paths, dtype):
     """Each path and acc_policy against the exact oracle (lossproofs.oracle_linear) on logits of
     hundreds (‖x‖·‖W‖ ≈ 10³), in floored ulps; the bounds are ULP_BOUNDS rows
     ``(ulp_key(policy, dtype), dtype, "forward" | "gradient")``."""
-    from lossproofs import oracle_linear
-    from lossproofs.tolerances import ULP_BOUNDS
-
-    records = oracle_linear.ulp_study(dtypes=(dtype,), strata_names=["extreme logits"])
+    records = accuracy_linear.ulp_study(dtypes=(dtype,), strata_names=["extreme logits"])
     checked = 0
     for r in records:
         direction = "forward" if r["quantity"] == "forward" else "gradient"
