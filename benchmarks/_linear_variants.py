@@ -12,7 +12,7 @@ Variants (each takes hidden states ``x`` (N × D), the head's weight ``W`` (V ×
   auto (torch's default ``chunking_method`` and ``batch_chunk_size``): logits formed a chunk of
   rows at a time, the backward computed during the forward. A policy the installed torch does
   not have (``balanced`` from torch 2.14) is excluded with the reason
-  (:data:`lossproofs.linear_targets.UNAVAILABLE_ACC_POLICIES`), so the records keep one shape
+  (:data:`lossproofs.targets.linear.UNAVAILABLE_ACC_POLICIES`), so the records keep one shape
   across releases;
 - ``compiled``: ``torch.compile`` of the unfused form (``dynamic=False``; compile time excluded
   from the timings, listed separately);
@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from benchmarks._measure import Point, Prepared
 from benchmarks._memory import peak_bytes
 from benchmarks._variants import check_agreement
-from lossproofs import linear_targets
+from lossproofs.targets import linear as linear_targets
 
 UNFUSED = "unfused"
 REFERENCE = "reference"

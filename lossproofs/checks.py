@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 from lossproofs import error_model, ledger, oracle
-from lossproofs import linear_targets as L
 from lossproofs.accuracy_implementations import run_callable
 from lossproofs.cases import Case
 from lossproofs.comparison import (  # noqa: F401  (re-exported: checks is the suite's entry)
@@ -35,6 +34,7 @@ from lossproofs.error_model import floors
 from lossproofs.ledger import Divergence
 from lossproofs.registry import loss
 from lossproofs.targets import Target
+from lossproofs.targets import linear as L
 from lossproofs.tolerances import ulp_bound
 
 

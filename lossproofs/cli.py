@@ -8,7 +8,7 @@ per job, each with ``--help``.
 - ``evidence``: what the properties drew, per function × dtype × parameter family
   (:mod:`lossproofs.evidence`).
 - ``accuracy-linear``: ULPs of each ``acc_policy`` of ``F.linear_cross_entropy``
-  (:mod:`lossproofs.accuracy_linear`).
+  (:mod:`lossproofs.accuracy.linear`).
 - ``bench {cross-entropy,training,linear-cross-entropy}``: the benchmark scripts
   (``benchmarks.*``).
 """
@@ -34,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("lossproofs.conformance", "conformance matrix for one implementation under test"),
     "accuracy": ("lossproofs.accuracy", "ULP accuracy against the exact mpmath oracle"),
     "evidence": ("lossproofs.evidence", "what the properties drew: cases, non-trivial, set aside"),
-    "accuracy-linear": ("lossproofs.accuracy_linear",
+    "accuracy-linear": ("lossproofs.accuracy.linear",
                         "ULPs of each acc_policy of F.linear_cross_entropy against the oracle"),
 }
 BENCHMARKS: dict[str, tuple[str, str]] = {

@@ -252,7 +252,7 @@ def linear_error_terms(case: Case, grad_output: np.ndarray | None = None
     (``E·|W2|``, ``Eᵀ·|x|``, ``Σ_n E_n`` with ``E = M + 2·A_n·H``), from
     :func:`logit_bounds` and :func:`logit_gradient_terms` (``grad_output`` ones when None).
     :func:`linear_error_scales` takes their largest; the accuracy study
-    (:mod:`lossproofs.accuracy_linear`) uses them as its floors. A row whose ``A_n`` is not
+    (:mod:`lossproofs.accuracy.linear`) uses them as its floors. A row whose ``A_n`` is not
     finite (a NaN or inf activation) adds nothing."""
     arrays, params = case.reference_args()
     x, w, t = arrays

@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from lossproofs import checks, ledger
-from lossproofs import linear_targets as L
 from lossproofs.cases import DTYPES, Case
 from lossproofs.dtypes import tiny
 from lossproofs.error_cases import ERROR_CASES
@@ -33,6 +32,7 @@ from lossproofs.special_cases import SPECIAL_CASES
 from lossproofs.special_cases import declared_out as special_declared_out
 from lossproofs.strategies.sampling import sample
 from lossproofs.targets import Target
+from lossproofs.targets import linear as L
 from lossproofs.tolerances import tolerance
 
 # Parameter families, in the order the matrix lists them; a case belongs to every family among
@@ -146,7 +146,7 @@ def run_linear_case(impl: Target, case: Case, seed: int) -> CaseOutcome:
     """:func:`run_case` for the linear kind: the forward value and the three gradients (and
     the target's, for probability targets) at :func:`lossproofs.checks.linear_error_scales`,
     a case a known divergence of the target covers set aside as the properties set it aside
-    (:func:`lossproofs.linear_targets.check_forward` / ``check_gradients``)."""
+    (:func:`lossproofs.targets.linear.check_forward` / ``check_gradients``)."""
     fn = impl.get(case.function)
     expected_forward = checks.reference_forward(case)
 

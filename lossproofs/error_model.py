@@ -133,7 +133,7 @@ def floors(case: Case, grad_output: np.ndarray | None = None) -> dict[str, np.nd
             return _index_loss_floors(f, arrays, params, g, case.dtype)
         if f in ("binary_cross_entropy", "binary_cross_entropy_with_logits"):
             return _binary_floors(f, arrays, params, g, case.dtype)
-    # Not modelled here (linear_cross_entropy has its own scales, lossproofs.linear_targets):
+    # Not modelled here (linear_cross_entropy has its own scales, lossproofs.targets.linear):
     # None, and the checks keep the whole-result scale.
     return {"forward": None, "input gradient": None, "target gradient": None}
 

@@ -1,7 +1,7 @@
 """The implementation under test as a type: :class:`Target`, one indirection between the suite
 and what it proves. Every test reaches the functions it checks through a Target, never by
 calling torch directly; :mod:`lossproofs.targets` builds the built-in ones and a user's module,
-:mod:`lossproofs.linear_targets` torch's linear cross-entropy paths."""
+:mod:`lossproofs.targets.linear` torch's linear cross-entropy paths."""
 
 from __future__ import annotations
 

@@ -23,10 +23,11 @@ import torch
 import torch.nn.functional as F
 from hypothesis import strategies as st
 
-from lossproofs import oracle, oracle_linear, reference, strategies
+from lossproofs import oracle, reference, strategies
 from lossproofs.cases import DTYPES, Case
 from lossproofs.declarations import ARGUMENTS, DECLARABLE
 from lossproofs.error_cases import ERROR_CASES
+from lossproofs.oracle import linear as linear_oracle
 from lossproofs.special_cases import SPECIAL_CASES
 from lossproofs.strategies import extreme
 from lossproofs.strategies.linear import linear_cross_entropy_cases
@@ -37,7 +38,7 @@ DIRECTIONS = ("forward", "gradient")
 # extreme strata and which parameter families apply.
 KINDS = ("softmax", "index", "binary", "linear")
 # The exact oracle's module per kind (default: lossproofs.oracle).
-_ORACLE_MODULES = {"linear": oracle_linear}
+_ORACLE_MODULES = {"linear": linear_oracle}
 
 
 def _piece(key: str, optional: bool = False, doc: str = "") -> Any:
@@ -205,7 +206,7 @@ LOSSES: dict[str, Loss] = {loss.name: loss for loss in (
                          "floors; linear_cross_entropy has three gradients compared at the "
                          "matmul's error scales (checks.linear_error_scales) by "
                          "lossproofs/suite/test_linear_cross_entropy.py, and its accuracy "
-                         "against the exact oracle is lossproofs.oracle_linear's study",
+                         "against the exact oracle is lossproofs.oracle.linear's study",
          strategy=linear_cross_entropy_cases),
 )}
 
@@ -261,7 +262,7 @@ def _check_complete(loss: Loss) -> None:
     r["oracle_backward"] = _required(loss, exact, f"{loss.name}_backward", "exact gradient")
     try:
         loss.cases()
-        r["strata"] = (tuple(oracle_linear.strata()) if loss.kind == "linear"
+        r["strata"] = (tuple(linear_oracle.strata()) if loss.kind == "linear"
                        else tuple(extreme.strata_for(loss.name)))
     except (KeyError, ValueError) as e:
         raise IncompleteDeclaration(f"{loss.name}: no input strategy ({e!r})") from e

@@ -139,7 +139,7 @@ ULP_BOUNDS: dict[tuple[str, str, str], float] = {
     ("binary_cross_entropy_with_logits", "float16", "gradient"): 2,
     ("binary_cross_entropy_with_logits", "bfloat16", "forward"): 2,
     ("binary_cross_entropy_with_logits", "bfloat16", "gradient"): 4,
-    # linear_cross_entropy, against lossproofs.oracle_linear (exact logits), floored at the
+    # linear_cross_entropy, against lossproofs.oracle.linear (exact logits), floored at the
     # matmul's first-order error terms (comparison.linear_error_terms); measured by
     # accuracy_linear.ulp_study on its ordinary, extreme-logit and large-vocabulary strata (mean,
     # torch 2.13 CPU), worst in brackets. Reference path (linear, then cross_entropy):

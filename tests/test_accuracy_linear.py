@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from lossproofs import accuracy_linear
+from lossproofs.accuracy import linear as accuracy_linear
 
 
 def _rec(stratum, policy, quantity, raw, floored, dtype="float32"):

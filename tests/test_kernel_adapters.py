@@ -36,12 +36,12 @@ from examples import _fused_linear_ce as glue
 from lossproofs.conformance_run import FAMILIES
 from lossproofs.dtypes import REDUCTIONS
 from lossproofs.error_cases import ERROR_CASES
-from lossproofs.linear_targets import FUNCTION, SIGNATURE_DEFAULTS
 from lossproofs.registry import FUNCTION_NAMES
 from lossproofs.strategies.linear import linear_cross_entropy_cases
 from lossproofs.suite._linear import check_values_and_gradients
 from lossproofs.suite._support import require
 from lossproofs.targets import Target, get_target
+from lossproofs.targets.linear import FUNCTION, SIGNATURE_DEFAULTS
 
 REPO = Path(__file__).resolve().parents[1]
 ADAPTERS = {  # module → the distribution whose absence is a reason to skip

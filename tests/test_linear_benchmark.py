@@ -16,7 +16,7 @@ from benchmarks import _contention, _driver
 from benchmarks import _linear_report as report
 from benchmarks import _linear_variants as variants
 from benchmarks import linear_cross_entropy as bench
-from lossproofs import linear_targets
+from lossproofs.targets import linear as linear_targets
 
 needs_linear_ce = pytest.mark.skipif(not linear_targets.HAS_LINEAR_CROSS_ENTROPY,
                                      reason=linear_targets.MISSING_REASON)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from lossproofs import reference
 from lossproofs.comparison import linear_error_scales
+from lossproofs.oracle import linear as oracle_linear
 
 RNG_SEED = 20261129
 FD_STEP = 1e-6
@@ -221,7 +222,6 @@ def test_grad_output_shape_is_checked():
 def test_reference_agrees_with_the_exact_oracle(kind, reduction):
     """The float64 reference is within the float64 bound of the exact (mpmath) value, for the
     loss and the three gradients, at the linear error scales."""
-    from lossproofs import oracle_linear
     from lossproofs.cases import Case
     from lossproofs.checks import compare
 
@@ -246,8 +246,6 @@ def test_reference_agrees_with_the_exact_oracle(kind, reduction):
 
 
 def test_oracle_rejects_what_the_reference_rejects():
-    from lossproofs import oracle_linear
-
     x, w = np.ones((2, 3)), np.ones((4, 3))
     with pytest.raises(IndexError, match="Target 4"):
         oracle_linear.linear_cross_entropy(x, w, np.array([0, 4]))

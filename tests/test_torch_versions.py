@@ -1,8 +1,8 @@
 """The suite follows the torch it runs on: what ``F.linear_cross_entropy`` offers is read from
-the installed torch (:mod:`lossproofs.linear_targets`), and what changed between releases is
+the installed torch (:mod:`lossproofs.targets.linear`), and what changed between releases is
 reported by name, never dropped in silence.
 
-- every ``acc_policy`` a torch release has had (:data:`~lossproofs.linear_targets.
+- every ``acc_policy`` a torch release has had (:data:`~lossproofs.targets.linear.
   KNOWN_ACC_POLICIES`) is either offered by the installed torch, and then runs and agrees with
   the reference path, or a strict xfail naming why it is not (``balanced``: removed in torch
   2.14);
@@ -21,7 +21,7 @@ from typing import Literal
 import pytest
 import torch
 
-from lossproofs import linear_targets as L
+from lossproofs.targets import linear as L
 
 needs_linear_ce = pytest.mark.skipif(not L.HAS_LINEAR_CROSS_ENTROPY, reason=L.MISSING_REASON)
 

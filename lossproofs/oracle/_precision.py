@@ -2,7 +2,7 @@
 
 :func:`ziv` runs a computation at :data:`START_PRECISION_BITS` and again at twice that, doubling
 until two evaluations round to the same float64 (see the package docstring for the error
-argument); :func:`_evaluate` applies it to one array (:mod:`lossproofs.oracle_linear` to its
+argument); :func:`_evaluate` applies it to one array (:mod:`lossproofs.oracle.linear` to its
 value and gradients); :func:`round_to_float64` is the correctly rounded conversion mpmath lacks.
 """
 

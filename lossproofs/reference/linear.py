@@ -30,7 +30,7 @@ Errors (RuntimeError unless said): input dim not 1 or 2 ("expected input with di
     ValueError for a batch mismatch or a bad reduction, NotImplementedError for integer input,
     TypeError for a float ``ignore_index``, ...).
 The chunked path (``options=nn.LinearCrossEntropyOptions(...)``, not mirrored here — it is an
-implementation under test; see :mod:`lossproofs.linear_targets`)
+implementation under test; see :mod:`lossproofs.targets.linear`)
     Runs only for ``reduction`` in none/sum/mean, ``label_smoothing == 0``, an int64 target
     (so no probability or uint8 target), ``out_features == ()`` (no K-dim weight or bias) and
     outside ``torch.jit.trace``; otherwise it warns (UserWarning "linear_cross_entropy:

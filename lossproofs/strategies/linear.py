@@ -13,7 +13,7 @@ common (each element is ignored with probability about 1/3, and at least one is 
 
 Sizes are small (N ≤ :data:`MAX_TOKENS`, in ≤ :data:`MAX_IN_FEATURES`) and values bounded
 (:data:`VALUE_BOUND`), so logits stay within ``in·VALUE_BOUND² + VALUE_BOUND`` — ordinary inputs;
-extreme logits and large vocabularies are the accuracy study's (``lossproofs.oracle_linear``).
+extreme logits and large vocabularies are the accuracy study's (``lossproofs.oracle.linear``).
 """
 
 from __future__ import annotations

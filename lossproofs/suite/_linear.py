@@ -22,7 +22,6 @@ from hypothesis import assume, event, settings
 from hypothesis import strategies as st
 
 from lossproofs import checks, ledger, reference
-from lossproofs import linear_targets as L
 from lossproofs.cases import Case
 from lossproofs.checks import compare, linear_error_scales
 from lossproofs.families import TORCH
@@ -31,6 +30,7 @@ from lossproofs.strategies.linear import (
     linear_cross_entropy_cases,
 )
 from lossproofs.suite._support import require
+from lossproofs.targets import linear as L
 
 FUNCTION = L.FUNCTION
 # Examples per property (the profile's count caps these: dev 25, ci 100).

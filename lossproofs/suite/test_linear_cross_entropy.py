@@ -35,7 +35,6 @@ import torch
 from hypothesis import HealthCheck, Phase, assume, event, given, settings
 from hypothesis import strategies as st
 
-from lossproofs import linear_targets as L
 from lossproofs import reference
 from lossproofs.broken import (
     linear_chunk_tail_dropped,
@@ -72,6 +71,7 @@ from lossproofs.suite._linear import (  # with the fixtures _one_thread, linear,
     torch_paths,
 )
 from lossproofs.suite._support import draw_case
+from lossproofs.targets import linear as L
 
 
 # == the target under test ======================================================================

@@ -1,10 +1,10 @@
 """``linear_cross_entropy``: torch's own paths and ``options`` (``F.linear_cross_entropy``,
-torch ≥ 2.13, as the installed torch offers it: :func:`lossproofs.linear_targets.torch_offers`;
+torch ≥ 2.13, as the installed torch offers it: :func:`lossproofs.targets.linear.torch_offers`;
 the target under test is ``test_linear_cross_entropy.py``'s).
 
 For torch-family targets only (they are about torch's own paths and ``options``), over a
 representative set of chunked configurations
-(:func:`lossproofs.linear_targets.representative_configurations`: every ``acc_policy``, chunk
+(:func:`lossproofs.targets.linear.representative_configurations`: every ``acc_policy``, chunk
 sizes 1 / a non-divisor of N / ≥ N, every ``chunking_method``, with and without a float32
 accumulator): values and gradients per configuration and through ``nn``; the reference path
 bitwise equal to the composition; invariance to ``batch_chunk_size`` and ``chunking_method``;
@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from hypothesis import assume, event, given
 from hypothesis import strategies as st
 
-from lossproofs import accuracy_linear, checks, ledger, reference
-from lossproofs import linear_targets as L
+from lossproofs import checks, ledger, reference
+from lossproofs.accuracy import linear as accuracy_linear
 from lossproofs.cases import DTYPES, Case
 from lossproofs.checks import compare, linear_error_scales
 from lossproofs.families import TORCH_CHUNKED
@@ -43,6 +43,7 @@ from lossproofs.suite import _linear as shared
 from lossproofs.suite._linear import _one_thread, linear, torch_paths  # fixtures
 from lossproofs.suite._support import require
 from lossproofs.targets import get_target
+from lossproofs.targets import linear as L
 from lossproofs.tolerances import ULP_BOUNDS
 
 
@@ -246,7 +247,7 @@ def test_func_grad_raises_on_the_chunked_path_and_works_on_the_reference_path(to
 def test_documented_fallback_warns_and_equals_the_reference_path(torch_paths, case, config,
                                                                  target_grad):
     """Label smoothing, probability or uint8 targets and K-dim weights, under the installed
-    torch's rule (:data:`lossproofs.linear_targets.FALLBACK_RULE`): a call the rule hands back
+    torch's rule (:data:`lossproofs.targets.linear.FALLBACK_RULE`): a call the rule hands back
     warns and runs the reference path, so the value is bitwise the reference path's; a call it
     keeps (from torch 2.14, a probability target with reduction mean or sum that does not
     require grad) does not warn (its values are test_torch_paths_match_reference's)."""
@@ -274,7 +275,7 @@ def test_supported_configurations_do_not_warn(torch_paths, case, config):
 
 def test_fallback_probe_matches_the_rule(torch_paths):
     """One small call per argument family and configuration warns exactly where the installed
-    torch's rule (:data:`lossproofs.linear_targets.FALLBACK_RULE`, cited from its source) says
+    torch's rule (:data:`lossproofs.targets.linear.FALLBACK_RULE`, cited from its source) says
     it falls back: a torch newer than the table whose rule changed fails here."""
     expected_fallback = L.expected_fallbacks()
     for record in L.probe_fallbacks():
@@ -286,7 +287,7 @@ def test_fallback_probe_matches_the_rule(torch_paths):
 def test_probability_targets_on_the_chunked_path_follow_the_rule(torch_paths, reduction):
     """torch 2.13 falls back on every probability target; torch 2.14 runs a probability target
     of the input's dtype with reduction mean or sum on the chunked path when it does not
-    require grad (:data:`lossproofs.linear_targets.PROBABILITY_TARGETS_CHUNK`). Either way the
+    require grad (:data:`lossproofs.targets.linear.PROBABILITY_TARGETS_CHUNK`). Either way the
     value and the gradients of input, weight and bias are the reference path's."""
     x, w, b, _, _ = _small()
     p = torch.softmax(torch.randn(5, 4, generator=torch.Generator().manual_seed(3),
@@ -446,7 +447,7 @@ def ulp_key(policy: str, dtype: str) -> str:
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_within_the_ulp_bounds_on_extreme_logits(torch_paths, dtype):
-    """Each path and acc_policy against the exact oracle (lossproofs.oracle_linear) on logits of
+    """Each path and acc_policy against the exact oracle (lossproofs.oracle.linear) on logits of
     hundreds (‖x‖·‖W‖ ≈ 10³), in floored ulps; the bounds are ULP_BOUNDS rows
     ``(ulp_key(policy, dtype), dtype, "forward" | "gradient")``."""
     records = accuracy_linear.ulp_study(dtypes=(dtype,), strata_names=["extreme logits"])

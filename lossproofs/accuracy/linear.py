@@ -34,14 +34,14 @@ from lossproofs.environment import (
     write_text,
 )
 from lossproofs.helptext import description
-from lossproofs.linear_targets import ACC_POLICIES, UNAVAILABLE_ACC_POLICIES
 from lossproofs.oracle import ulp_distance
-from lossproofs.oracle_linear import (
+from lossproofs.oracle.linear import (
     floored_ulps,
     linear_cross_entropy,
     linear_cross_entropy_backward,
     strata,
 )
+from lossproofs.targets.linear import ACC_POLICIES, UNAVAILABLE_ACC_POLICIES
 
 QUANTITIES = ("forward", "input", "linear_weight", "linear_bias")
 DTYPES = ("float64", "float32", "float16", "bfloat16")
@@ -116,7 +116,7 @@ ALL_POLICIES = (("reference path", None), ("accurate", None), ("balanced", None)
 
 def _offered_policies() -> tuple[tuple[str, str | None], ...]:
     """:data:`ALL_POLICIES` less the acc_policy values the installed torch does not have
-    (:data:`lossproofs.linear_targets.UNAVAILABLE_ACC_POLICIES`: ``balanced`` from torch 2.14),
+    (:data:`lossproofs.targets.linear.UNAVAILABLE_ACC_POLICIES`: ``balanced`` from torch 2.14),
     and any it has that the list does not name, with and without a float32 ``acc_dtype``."""
     out = [(p, a) for p, a in ALL_POLICIES if p == "reference path" or p in ACC_POLICIES]
     named = {p for p, _ in ALL_POLICIES}

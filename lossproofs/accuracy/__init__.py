@@ -51,7 +51,7 @@ from lossproofs.targets import Target, get_target
 from lossproofs.tolerances import ULP_BOUNDS
 
 # The functions with an exact oracle and extreme strata: every registered one the generic
-# checks run (Loss.generic_checks; linear_cross_entropy's study is lossproofs.oracle_linear).
+# checks run (Loss.generic_checks; linear_cross_entropy's study is lossproofs.oracle.linear).
 FUNCTIONS = GENERIC_FUNCTIONS
 
 # ---------------------------------------------------------------------------- pinned cases

@@ -19,13 +19,13 @@ from typing import Any
 
 import torch
 
-from lossproofs import linear_targets as L
 from lossproofs.declarations import InvalidDeclaration, validate
 from lossproofs.error_cases import ERROR_CASES
 from lossproofs.families import TORCH, TORCH_CHUNKED, TORCH_COMPILE, TORCH_CUDA, TORCH_EAGER
 from lossproofs.frameworks import FRAMEWORK_MODULES
 from lossproofs.implementation import FUNCTIONS, Target
 from lossproofs.registry import LOSSES
+from lossproofs.targets import linear as L
 
 EAGER_FAMILIES = frozenset({TORCH, TORCH_EAGER})
 

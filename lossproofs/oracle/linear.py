@@ -27,7 +27,7 @@ ordinary, extreme (large ‖x‖·‖W‖) and large-vocabulary inputs and repor
 quantity, the largest error in ulps of the dtype — raw, and *floored*: in ulps of
 ``max(|exact|, floor)`` with the floor the magnitude a backward-stable matmul-then-CE commits
 to (``Σ_n ‖∂L/∂z_n‖₁·A_n`` for the loss, ``(|∂L/∂z|·(1 + A))·|W2|`` and its transposes for
-the gradients; see :func:`lossproofs.linear_targets.linear_scales`).
+the gradients; see :func:`lossproofs.targets.linear.linear_scales`).
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def _check_finite(L: dict) -> None:
     for name in ("x", "w", "b"):
         a = L[name]
         if a is not None and not np.all(np.isfinite(a)):
-            raise ValueError(f"oracle_linear takes finite {name} only (the reference handles "
+            raise ValueError(f"the linear oracle takes finite {name} only (the reference handles "
                              "special values)")
 
 
