@@ -197,7 +197,10 @@ LOSSES: dict[str, Loss] = {loss.name: loss for loss in (
          differentiable_target=True, has_hvp=True, coupled_gradient=False),
     # options=None (the default) is torch's reference path, linear then cross_entropy; the
     # chunked path is the built-in target "chunked" (lossproofs.targets).
-    Loss("linear_cross_entropy", "linear", F.linear_cross_entropy, "linear_cross_entropy",
+    # torch < 2.13 has no F.linear_cross_entropy: its tests then skip with that reason
+    # (lossproofs.targets.linear.MISSING_REASON) instead of the import failing.
+    Loss("linear_cross_entropy", "linear", getattr(F, "linear_cross_entropy", None),
+         "linear_cross_entropy",
          nn=nn_linear_cross_entropy(), differentiable_target=True,
          arguments=("input", "linear_weight", "target"),
          gradient_arguments=("input", "linear_weight", "linear_bias"),
