@@ -124,6 +124,10 @@ def test_saturated_cross_entropy_gradient_is_exactly_softmax_minus_one_hot(impl,
     x = extreme.round_to(np.array([logits]), dtype)
     problem = Case("cross_entropy", (x, np.array([1])), {"reduction": "sum"}, dtype=dtype,
                    grad_output=np.array(1.0))
+    # a target that does not provide "sum" is asked for the mean of the one row: the same answer
+    problem = extreme.restrict(problem, impl.declared_out("cross_entropy"))
+    if problem is None:
+        pytest.skip(f"{impl.name}: the case is about a family it declares out")
     _, grad = run_callable(_call(impl, "cross_entropy"), problem)
     _, exact = error_model.exact(problem)
     assert np.all(np.isfinite(grad)), grad
