@@ -351,7 +351,7 @@ def build(impl: Target, functions=FUNCTION_NAMES, dtypes=DTYPES, n: int = FULL_C
     for case in ERROR_CASES:
         if case.function in functions and impl.get(case.function) is not None:
             reason = (impl.unsupported(case.check_name)
-                      or ledger.known_error_type(impl, case.check_name))
+                      or ledger.known_error_type(impl, case))
             provided = impl.excluded_arguments(case.function, case.kwargs)
             # torch-family targets must raise torch's type; any other must reject at all
             expected = case.exception if impl.torch_exceptions else Exception

@@ -108,13 +108,15 @@ def not_provided_by(target, entry: Divergence, case=None) -> str | None:
     return target.excluded(case) or target.excluded_arguments(case.function, given)
 
 
-def known_error_type(target, check_name: str) -> str | None:
-    """Why the error check ``check_name`` (``error:<case>``) is not run for ``target``: an
-    "error type" entry of its families (bad input it rejects with another exception type, or
-    accepts), run by itself in test_divergences.py; None if there is none."""
+def known_error_type(target, case) -> str | None:
+    """Why the error case ``case`` is not run for ``target``: an "error type" entry of its
+    families (bad input it rejects with another exception type, or accepts), run by itself in
+    test_divergences.py; None if there is none, or if the entry ``covers`` the case (then the
+    error test is the entry's strict xfail, :func:`covering`)."""
+    key = case_key(case)
     for entry in LEDGER:
         if entry.check == "error type" and entry.applies_to(target) and \
-                entry.expected.check_name == check_name:
+                entry.expected.check_name == case.check_name and key not in entry.covers:
             return f"known divergence of {', '.join(sorted(entry.families))}: {entry.name}"
     return None
 

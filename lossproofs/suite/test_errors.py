@@ -24,7 +24,7 @@ def _id(case):
 def _call_or_skip(impl, case):
     require(impl, case.function)
     reason = (impl.unsupported(case.check_name)
-              or ledger.known_error_type(impl, case.check_name)
+              or ledger.known_error_type(impl, case)
               or impl.excluded_arguments(case.function, case.kwargs)
               or impl.excluded_families(case.function,
                                         call_families(case.function, case.args, case.kwargs)))
