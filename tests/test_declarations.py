@@ -257,3 +257,11 @@ def test_a_wrong_output_shape_is_reported_as_such():
     c = checks.compare(np.zeros(()), np.zeros(2), "float64", "forward")
     assert not c.ok and c.message("cross_entropy forward", np.zeros(()), np.zeros(2)) == (
         "cross_entropy forward has the wrong shape: (), expected (2,)")
+
+
+def test_a_built_in_targets_reproduction_runs():
+    """A reproduction rebuilds a built-in target under a name no argument takes."""
+    case = Case("cross_entropy", (np.array([[0.5, -1.0]]), np.array([[0.25, 0.75]])), {})
+    script = case.reproduction(get_target("nn"))
+    assert "impl = get_target('nn')" in script and "impl.cross_entropy(" in script
+    exec(script, {})

@@ -258,8 +258,9 @@ def get_target(spec: str | None = None) -> Target:
         target = (BUILTIN_TARGETS[spec]() if spec in BUILTIN_TARGETS
                   else torch_chunked(spec.removeprefix("chunked:")))
         if spec != "torch":  # a reproduction rebuilds the same target
+            # (named impl: "target" is an argument's name in the reproduction)
             target.reproduce = ("from lossproofs.targets import get_target\n"
-                                f"target = get_target({spec!r})", "target.")
+                                f"impl = get_target({spec!r})", "impl.")
         return target
     path = spec.removeprefix("module:")
     if spec.startswith("module:") or "." in path or path.isidentifier():
