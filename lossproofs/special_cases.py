@@ -48,17 +48,8 @@ class SpecialCase:
 def declared_out(target, case: SpecialCase) -> str | None:
     """Why ``case`` is outside what ``target`` declares it provides (an argument it does not
     take, or a family where it follows another convention), or None."""
-    declared = target.excluded_arguments(case.function, case.kwargs) or \
-        target.excluded_families(case.function,
-                                 call_families(case.function, case.args, case.kwargs))
-    if declared:
-        return declared
-    for family in case.families:
-        for table, what in ((target.not_provided, "not provided"),
-                            (target.conventions, "convention")):
-            if family in table.get(case.function, {}):
-                return f"{what}: {family} ({table[case.function][family]})"
-    return None
+    return target.excluded_arguments(case.function, case.kwargs) or target.excluded_families(
+        case.function, call_families(case.function, case.args, case.kwargs) | set(case.families))
 
 
 def _a(*values):
